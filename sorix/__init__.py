@@ -1,0 +1,74 @@
+"""sorix: a symbolic expression-graph compiler with a PyTorch-like tensor front end.
+
+Public API only: everything here is re-exported from the module that owns it.
+"""
+
+from sorix import ir
+from sorix.api import grad
+from sorix.errors import DTypeError, GradError, ShapeError, SorixError
+from sorix.functional import (
+    abs,
+    arange,
+    broadcast_to,
+    clip,
+    concatenate,
+    cos,
+    exp,
+    eye,
+    full,
+    linspace,
+    log,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    relu,
+    reshape,
+    sigmoid,
+    sign,
+    sin,
+    softmax,
+    sqrt,
+    stack,
+    sum,
+    tan,
+    tanh,
+    tensor,
+    transpose,
+    where,
+    zeros,
+    zeros_like,
+)
+from sorix.tensor import (
+    DType,
+    Tensor,
+    bool_,
+    enable_grad,
+    float16,
+    float32,
+    float64,
+    int32,
+    int64,
+    is_grad_enabled,
+    no_grad,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DType", "DTypeError", "GradError", "ShapeError", "SorixError", "Tensor", "abs", "arange",
+    "bool_", "broadcast_to", "clip", "concatenate", "cos", "enable_grad", "exp", "eye",
+    "float16", "float32", "float64", "full", "grad", "int32", "int64", "ir", "is_grad_enabled",
+    "linspace", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min",
+    "minimum", "no_grad", "ones", "ones_like", "rand", "randn", "relu", "reshape", "sigmoid",
+    "sign", "sin", "softmax", "sqrt", "stack", "sum", "tan", "tanh", "tensor", "transpose",
+    "where", "zeros", "zeros_like",
+]

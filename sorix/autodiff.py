@@ -1,0 +1,169 @@
+"""Reverse-mode differentiation over recorded tensors: the one backward algorithm.
+
+It walks the `_prev` DAG in reverse topological order (iteratively: a 100,000-op chain is fine)
+and calls each op's VJP rule from the op table. The same code runs eagerly on concrete tensors
+(`Tensor.backward`, `sorix.grad(outputs, inputs)`) and symbolically on traced tensors, where
+each cotangent becomes IR: that is the grad pass (`sorix.passes.grad`).
+
+`fit_cotangent` is the one place where a cotangent is summed back to its input's shape
+(un-broadcasting) and cast to its input's dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sorix.errors import GradError, ShapeError, at_user_line
+from sorix.ir.ops import call
+from sorix.tensor import Tensor, _as_operands, enable_grad, no_grad
+
+
+def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Tensors that require grad and reach `roots`, each after all of its parents."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        stack.extend((p, False) for p in t._prev if p.requires_grad and id(p) not in visited)
+    return order
+
+
+def fit_cotangent(ct: Tensor, target: Tensor) -> Tensor:
+    """Sum `ct` over the axes `target` was broadcast along, and cast it to `target`'s dtype."""
+    shape = target.shape
+    if ct.shape != shape:
+        lead = ct.ndim - len(shape)
+        axes = tuple(range(lead)) + tuple(
+            lead + i for i, d in enumerate(shape) if d == 1 and ct.shape[lead + i] != 1)
+        if axes:
+            ct = call("sum", ct, axis=axes, keepdims=False)
+        if ct.shape != shape:
+            ct = call("reshape", ct, shape=shape) if ct.size == target.size else call(
+                "broadcast_to", ct, shape=shape)
+    if ct.dtype != target.dtype:
+        ct = call("astype", ct, dtype=target.dtype.name)
+    return ct
+
+
+def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grads: bool,
+                  free_graph: bool, wanted: Sequence[Tensor] = ()) -> dict[int, Tensor]:
+    """Run the VJP rules from `roots` (with cotangents `seeds`) back to the leaves.
+
+    keep_grads: accumulate each visited tensor's cotangent into its `.grad`, leaves and
+    intermediates alike (the original Sorix's behaviour, which the seed drawings show).
+    free_graph: mark the visited graph as used, so a second backward over it raises.
+    Returns the cotangents of the `wanted` tensors, keyed by id.
+    """
+    order = topological_order(roots)
+    for t in order:
+        if t._freed:
+            raise GradError(at_user_line(
+                f"backward through the graph a second time (at op {t._op!r}, shape {t.shape}); "
+                f"its saved values were released. Pass retain_graph=True to the first "
+                f"backward() to run it again"))
+    grads: dict[int, Tensor] = {}
+    for root, seed in zip(roots, seeds):
+        grads[id(root)] = grads[id(root)] + seed if id(root) in grads else seed
+    wanted_ids = {id(w) for w in wanted}
+    found: dict[int, Tensor] = {}
+    for t in reversed(order):
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        if id(t) in wanted_ids:
+            found[id(t)] = g
+        if keep_grads:
+            t.grad = g if t.grad is None else t.grad + g
+        if t._ir is None:
+            continue
+        op, attrs = t._ir
+        _check_versions(t)
+        cotangents = op.vjp(g, t, *t._prev, **attrs)
+        for parent, ct in zip(t._prev, cotangents):
+            if ct is None or not parent.requires_grad:
+                continue
+            ct = fit_cotangent(ct, parent)
+            grads[id(parent)] = grads[id(parent)] + ct if id(parent) in grads else ct
+        if free_graph:
+            t._freed = True
+    return found
+
+
+def _check_versions(t: Tensor) -> None:
+    for i, (parent, version) in enumerate(zip(t._prev, t._saved)):
+        if parent._version != version:
+            raise GradError(at_user_line(
+                f"a tensor that op {t._op!r} needs for its gradient was changed in place: its "
+                f"argument {i} (shape {parent.shape}) is at version {parent._version}, it was "
+                f"at version {version} when {t._op!r} used it"))
+
+
+def _seed(root: Tensor, gradient: Any) -> Tensor:
+    if gradient is None:
+        if root.size != 1:
+            raise GradError(at_user_line(
+                f"backward() of a tensor with shape {root.shape} needs `gradient` (one value "
+                f"per element); only single-element tensors get an implicit gradient of 1"))
+        return Tensor._wrap(np.ones(root.shape, dtype=root.dtype.numpy), root.device)
+    (seed,) = _as_operands((gradient,))
+    if seed.shape != root.shape:
+        raise ShapeError(at_user_line(
+            f"backward(): gradient has shape {seed.shape} but the tensor has shape "
+            f"{root.shape}"))
+    return seed.astype(root.dtype)
+
+
+def _check_roots(roots: Sequence[Tensor], what: str) -> None:
+    for i, root in enumerate(roots):
+        if not root.requires_grad:
+            raise GradError(at_user_line(
+                f"{what}: output {i} does not require grad, so there is nothing to "
+                f"differentiate; create the inputs with requires_grad=True"))
+
+
+def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bool | None,
+             create_graph: bool) -> None:
+    """`Tensor.backward`: accumulate gradients into `.grad` along the recorded graph."""
+    _check_roots(roots, "backward()")
+    retain = create_graph if retain_graph is None else retain_graph
+    seeds = [_seed(r, g) for r, g in zip(roots, gradients)]
+    with enable_grad() if create_graph else no_grad():
+        backpropagate(roots, seeds, keep_grads=True, free_graph=not retain)
+
+
+def grad_of_tensors(outputs: Any, inputs: Any, grad_outputs: Any = None,
+                    retain_graph: bool | None = None, create_graph: bool = False,
+                    allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+    """`sorix.grad(outputs, inputs)`: gradients of outputs w.r.t. inputs, `.grad` untouched."""
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outs)
+    _check_roots(outs, "sorix.grad()")
+    for i, t in enumerate(ins):
+        if not t.requires_grad:
+            raise GradError(at_user_line(f"sorix.grad(): input {i} does not require grad"))
+    retain = create_graph if retain_graph is None else retain_graph
+    seeds = [_seed(o, g) for o, g in zip(outs, grad_outputs)]
+    with enable_grad() if create_graph else no_grad():
+        found = backpropagate(outs, seeds, keep_grads=False, free_graph=not retain, wanted=ins)
+    result = []
+    for i, t in enumerate(ins):
+        g = found.get(id(t))
+        if g is None and not allow_unused:
+            raise GradError(at_user_line(
+                f"sorix.grad(): input {i} was not used to compute the outputs; pass "
+                f"allow_unused=True to get None for it"))
+        result.append(g)
+    return tuple(result)

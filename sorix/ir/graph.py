@@ -1,0 +1,220 @@
+"""The IR: immutable node records in a networkx DiGraph, and the builder that makes them.
+
+Invariants:
+- A `Node` is an immutable record: op name, ordered argument ids, attributes (a sorted tuple of
+  (name, value) pairs holding plain hashable data), shape, dtype name and, for constants, a value.
+- Operand order lives on the record; the networkx edges (argument -> user) are derived from it and
+  serve analysis and drawing (`x * x` is one edge carrying positions (0, 1)).
+- Node ids increase along every edge, so sorted ids are a topological order; `Graph.verify`
+  checks this, and acyclicity follows from it.
+- Inputs and outputs are ordered lists of ids; inputs are `input` nodes named by an attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from sorix.errors import SorixError
+from sorix.ir.ops import OPS
+
+Attrs = tuple[tuple[str, Any], ...]
+
+#: Constants up to this many elements are interned by value; larger ones by identity.
+INTERN_CONSTANT_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Node:
+    """One IR node: an op applied to earlier nodes, or an input, or a constant."""
+
+    op: str
+    args: tuple[int, ...]
+    attrs: Attrs
+    shape: tuple[int, ...]
+    dtype: str
+    value: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The attributes as keyword arguments."""
+        return dict(self.attrs)
+
+    @property
+    def is_constant(self) -> bool:
+        return self.value is not None
+
+    @property
+    def type_text(self) -> str:
+        return f"{self.dtype}[{','.join(map(str, self.shape))}]"
+
+
+def freeze_attrs(attrs: Mapping[str, Any]) -> Attrs:
+    return tuple(sorted(attrs.items()))
+
+
+class GraphBuilder:
+    """Appends nodes in topological order; with `intern=True`, equal nodes are built once.
+
+    Interning (hash-consing) is what common-subexpression elimination rests on: a node whose
+    op, arguments and attributes match an existing one returns that node's id.
+    """
+
+    def __init__(self, intern: bool = False) -> None:
+        self.nodes: dict[int, Node] = {}
+        self.inputs: list[int] = []
+        self.intern = intern
+        #: What a front end has already turned into a node here (object id -> (object, node id)).
+        self.memo: dict[int, tuple[Any, int]] = {}
+        self._keys: dict[Any, int] = {}
+        self._next = 0
+
+    def _append(self, node: Node, key: Any = None) -> int:
+        if self.intern and key is not None:
+            found = self._keys.get(key)
+            if found is not None:
+                return found
+        nid = self._next
+        self._next += 1
+        self.nodes[nid] = node
+        if self.intern and key is not None:
+            self._keys[key] = nid
+        return nid
+
+    def add(self, op: str, args: Iterable[int], attrs: Attrs, shape: tuple[int, ...],
+            dtype: str) -> int:
+        args = tuple(args)
+        if OPS[op].commutative and self.intern:
+            args = tuple(sorted(args))
+        return self._append(Node(op, args, attrs, tuple(shape), dtype), (op, args, attrs))
+
+    def input(self, name: str, shape: tuple[int, ...], dtype: str) -> int:
+        nid = self._append(Node("input", (), (("name", name),), tuple(shape), dtype))
+        self.inputs.append(nid)
+        return nid
+
+    def const(self, value: Any) -> int:
+        value = np.asarray(value)
+        if value.size <= INTERN_CONSTANT_SIZE:
+            key = ("const", value.dtype.str, value.shape, value.tobytes())
+        else:
+            key = ("const", id(value))
+        node = Node("const", (), (), value.shape, value.dtype.name, value)
+        return self._append(node, key)
+
+    def build(self, outputs: Iterable[int]) -> Graph:
+        return Graph(self.nodes, self.inputs, list(outputs))
+
+
+class Graph:
+    """A computation: node records held in a networkx DiGraph, ordered inputs and outputs."""
+
+    def __init__(self, nodes: Mapping[int, Node], inputs: list[int], outputs: list[int]) -> None:
+        self.nx = nx.DiGraph()
+        self.nx.add_nodes_from((nid, {"node": node}) for nid, node in nodes.items())
+        for nid, node in nodes.items():
+            for pos, arg in enumerate(node.args):
+                data = self.nx.get_edge_data(arg, nid)
+                if data is None:
+                    self.nx.add_edge(arg, nid, positions=(pos,))
+                else:
+                    data["positions"] += (pos,)
+        self.nodes: Mapping[int, Node] = dict(nodes)
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.meta: dict[str, Any] = {}
+
+    # reading ---------------------------------------------------------------------------------
+
+    def __getitem__(self, nid: int) -> Node:
+        return self.nodes[nid]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order())
+
+    def order(self) -> list[int]:
+        """Node ids in topological order (ids increase along edges)."""
+        return sorted(self.nodes)
+
+    def users(self, nid: int) -> list[int]:
+        return sorted(self.nx.successors(nid))
+
+    @property
+    def input_names(self) -> list[str]:
+        return [self.nodes[i].params["name"] for i in self.inputs]
+
+    def op_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in self.nodes.values():
+            counts[node.op] = counts.get(node.op, 0) + 1
+        return counts
+
+    def verify(self) -> None:
+        """Raise SorixError if the graph breaks an IR invariant."""
+        for nid, node in self.nodes.items():
+            if node.op not in OPS and node.op not in ("input", "const"):
+                raise SorixError(f"node %{nid}: unknown op {node.op!r}")
+            for arg in node.args:
+                if arg not in self.nodes or arg >= nid:
+                    raise SorixError(f"node %{nid} ({node.op}): argument %{arg} must be an "
+                                     f"earlier node")
+            if node.op == "const" and node.value is None:
+                raise SorixError(f"node %{nid}: constant without a value")
+        for nid in self.inputs + self.outputs:
+            if nid not in self.nodes:
+                raise SorixError(f"input or output %{nid} is not a node of the graph")
+
+    def __str__(self) -> str:
+        from sorix.ir.printing import format_graph
+
+        return format_graph(self)
+
+    def __repr__(self) -> str:
+        return (f"<sorix.ir.Graph: {len(self.inputs)} inputs, {len(self.nodes)} nodes, "
+                f"{len(self.outputs)} outputs>")
+
+    # construction ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_tensors(cls, outputs: Any) -> Graph:
+        """The graph an eager computation recorded, from its output tensor(s) back to leaves.
+
+        Leaves that require grad become inputs (named by recording order); other leaves become
+        constants holding their current values.
+        """
+        from sorix.tensor import Tensor
+
+        outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+        order: list[Tensor] = []
+        seen: set[int] = set()
+        stack: list[tuple[Tensor, bool]] = [(t, False) for t in reversed(outs)]
+        while stack:
+            t, expanded = stack.pop()
+            if expanded:
+                order.append(t)
+                continue
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            stack.append((t, True))
+            stack.extend((p, False) for p in reversed(t._prev) if id(p) not in seen)
+        builder = GraphBuilder()
+        ids: dict[int, int] = {}
+        for t in order:
+            if not t._prev:
+                if t.requires_grad:
+                    ids[id(t)] = builder.input(f"x{len(builder.inputs)}", t.shape, t.dtype.name)
+                else:
+                    ids[id(t)] = builder.const(t.numpy())
+                continue
+            op, params = t._ir
+            ids[id(t)] = builder.add(op.name, (ids[id(p)] for p in t._prev),
+                                     freeze_attrs(params), t.shape, t.dtype.name)
+        return builder.build(ids[id(t)] for t in outs)

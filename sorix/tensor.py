@@ -1,0 +1,752 @@
+"""Tensor: the front end. Eager values with a recorded DAG, or abstract values being traced.
+
+A Tensor is either
+- concrete: `data` holds an array; when grad mode is on and an operand requires grad, the result
+  records its op (`_ir`: the op table entry and its attributes) and its parents (`_prev`, in
+  argument order) - the DAG that `backward()` walks, as in the original Sorix; or
+- traced: `data` is None and the tensor names a node of a `GraphBuilder` (shape and dtype only).
+  Every op applied to it appends a node, which is how `sorix.trace` builds IR.
+
+Both kinds go through one function, `apply`, which reads everything it needs from the op table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sorix.errors import DTypeError, GradError, ShapeError, SorixError, at_user_line
+from sorix.ir import ops as _ops
+from sorix.ir.graph import GraphBuilder, freeze_attrs
+from sorix.ir.ops import OPS, Op
+
+# dtypes ------------------------------------------------------------------------------------
+
+
+class DType:
+    """A tensor element type; prints as `sorix.float64` and compares equal to numpy's spelling."""
+
+    __slots__ = ("name", "numpy", "_attr")
+
+    def __init__(self, name: str, attr: str) -> None:
+        self.name = np.dtype(name).name
+        self.numpy = np.dtype(name)
+        self._attr = attr
+
+    def __repr__(self) -> str:
+        return f"sorix.{self._attr}"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DType):
+            return self.name == other.name
+        try:
+            return self.numpy == np.dtype(other)  # type: ignore[arg-type]
+        except TypeError:
+            return False
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    @property
+    def is_floating(self) -> bool:
+        return self.numpy.kind == "f"
+
+
+float16 = DType("float16", "float16")
+float32 = DType("float32", "float32")
+float64 = DType("float64", "float64")
+int32 = DType("int32", "int32")
+int64 = DType("int64", "int64")
+bool_ = DType("bool", "bool_")
+DTYPES: dict[str, DType] = {d.name: d for d in (float16, float32, float64, int32, int64, bool_)}
+
+
+def as_dtype(dtype: Any) -> DType:
+    """The sorix dtype for a DType, a numpy dtype, a name or a Python type."""
+    if isinstance(dtype, DType):
+        return dtype
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        raise DTypeError(f"{dtype!r} is not a dtype; use one of "
+                         f"{', '.join(map(repr, DTYPES.values()))}") from None
+    if name not in DTYPES:
+        raise DTypeError(f"sorix has no dtype {name}; use one of "
+                         f"{', '.join(map(repr, DTYPES.values()))}")
+    return DTYPES[name]
+
+
+# grad mode ---------------------------------------------------------------------------------
+
+
+class _GradMode:
+    enabled = True
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager and decorator: ops inside record no graph."""
+
+    _enabled = False
+
+    def __enter__(self) -> no_grad:
+        self._previous = _GradMode.enabled
+        _GradMode.enabled = self._enabled
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _GradMode.enabled = self._previous
+
+
+class enable_grad(no_grad):
+    """Context manager and decorator: ops inside record a graph, even within `no_grad`."""
+
+    _enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _GradMode.enabled
+
+
+# the tensor --------------------------------------------------------------------------------
+
+
+class Tensor:
+    """A multi-dimensional array that records the operations applied to it."""
+
+    __slots__ = ("data", "grad", "requires_grad", "device", "_prev", "_ir", "_version",
+                 "_saved", "_freed", "_node", "_builder", "_shape", "_dtype", "__weakref__")
+    __array_priority__ = 1000  # numpy defers `ndarray * tensor` to Tensor.__rmul__
+
+    def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False,
+                 device: str = "cpu") -> None:
+        self._init(_to_array(data, dtype), device)
+        if requires_grad:
+            self.requires_grad_(True)
+
+    def _init(self, data: Any, device: str = "cpu") -> None:
+        self.data = data
+        self.grad: Tensor | None = None
+        self.requires_grad = False
+        self.device = device
+        self._prev: tuple[Tensor, ...] = ()
+        self._ir: tuple[Op, dict[str, Any]] | None = None
+        self._version = 0
+        self._saved: tuple[int, ...] = ()
+        self._freed = False
+        self._node: int | None = None
+        self._builder: GraphBuilder | None = None
+
+    @classmethod
+    def _wrap(cls, data: Any, device: str = "cpu") -> Tensor:
+        t = cls.__new__(cls)
+        t._init(data, device)
+        return t
+
+    @classmethod
+    def _traced(cls, builder: GraphBuilder, node: int, shape: tuple[int, ...],
+                dtype: str) -> Tensor:
+        t = cls._wrap(None)
+        t._builder, t._node, t._shape, t._dtype = builder, node, tuple(shape), dtype
+        return t
+
+    # facts -----------------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape if self.data is None else self.data.shape
+
+    @property
+    def dtype(self) -> DType:
+        return DTYPES[self._dtype if self.data is None else self.data.dtype.name]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def is_traced(self) -> bool:
+        return self.data is None
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self._prev
+
+    @property
+    def _op(self) -> str:
+        """The op that made this tensor, as the original Sorix spelled it ('' for a leaf)."""
+        return self._ir[0].display(self._ir[1]) if self._ir else ""
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    # conversion ------------------------------------------------------------------------------
+
+    def _concrete(self, what: str) -> np.ndarray:
+        if self.data is None:
+            raise SorixError(f"{what}: this tensor is being traced (shape {self.shape}, dtype "
+                             f"{self.dtype}) and has no value yet; compute on it with sorix ops")
+        return self.data
+
+    def numpy(self) -> np.ndarray:
+        return self._concrete("numpy()")
+
+    def item(self) -> Any:
+        data = self._concrete("item()")
+        if data.size != 1:
+            raise ShapeError(f"item() needs a tensor of one element, got shape {data.shape}")
+        return data.item()
+
+    def tolist(self) -> Any:
+        return self._concrete("tolist()").tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self._concrete("np.array()")
+        return data.astype(dtype) if dtype is not None else data
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        return bool(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.numpy.kind not in "iu":
+            raise TypeError(f"only integer tensors can be used as an index, not {self.dtype}")
+        return int(self.item())
+
+    def detach(self) -> Tensor:
+        """The same values with no history and no grad requirement."""
+        if self.data is None:
+            return Tensor._traced(self._builder, self._node, self._shape, self._dtype)
+        return Tensor._wrap(self.data, self.device)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not self.dtype.is_floating:
+            raise DTypeError(f"only floating-point tensors can require gradients, this one is "
+                             f"{self.dtype}")
+        if self._prev and not requires_grad:
+            raise GradError("requires_grad_(False) on a non-leaf tensor; use detach()")
+        self.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def __repr__(self) -> str:
+        if self.data is None:
+            shape = ",".join(map(str, self.shape))
+            return f"tensor(<traced %{self._node}: {self._dtype}[{shape}]>)"
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        if self.dtype.name not in ("float32", "int64"):
+            body += f", dtype={self.dtype!r}"
+        if self.requires_grad:
+            body += ", requires_grad=True"
+        return f"tensor({body})"
+
+    __str__ = __repr__
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    # autograd --------------------------------------------------------------------------------
+
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
+        """Fill `.grad` of every tensor this one depends on (leaves and intermediates)."""
+        from sorix import autodiff
+
+        autodiff.backward([self], [gradient], retain_graph, create_graph)
+
+    # in-place changes ------------------------------------------------------------------------
+
+    def _mutate(self, what: str) -> np.ndarray:
+        data = self._concrete(what)
+        if self.requires_grad and self.is_leaf and _GradMode.enabled:
+            raise GradError(f"{what} on a leaf tensor that requires grad; wrap the update in "
+                            f"`with sorix.no_grad():`")
+        self._version += 1
+        return data
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        data = self._mutate("item assignment")
+        data[_canonical_index_value(index)] = np.asarray(value.numpy() if isinstance(
+            value, Tensor) else value)
+
+    def _inplace(self, ufunc: Any, other: Any, what: str) -> Tensor:
+        data = self._mutate(what)
+        ufunc(data, other.numpy() if isinstance(other, Tensor) else other, out=data,
+              casting="same_kind")
+        return self
+
+    def add_(self, other: Any) -> Tensor:
+        return self._inplace(np.add, other, "add_()")
+
+    def sub_(self, other: Any) -> Tensor:
+        return self._inplace(np.subtract, other, "sub_()")
+
+    def mul_(self, other: Any) -> Tensor:
+        return self._inplace(np.multiply, other, "mul_()")
+
+    def div_(self, other: Any) -> Tensor:
+        return self._inplace(np.true_divide, other, "div_()")
+
+    def zero_(self) -> Tensor:
+        self._mutate("zero_()")[...] = 0
+        return self
+
+    def fill_(self, value: Any) -> Tensor:
+        self._mutate("fill_()")[...] = value
+        return self
+
+    # operators -------------------------------------------------------------------------------
+
+    def __add__(self, other: Any) -> Tensor:
+        return apply("add", self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return apply("add", other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return apply("sub", self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return apply("sub", other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return apply("mul", self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return apply("mul", other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return apply("div", self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return apply("div", other, self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
+            return apply("pow_scalar", self, exponent=_plain_number(exponent))
+        return apply("pow", self, exponent)
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return apply("pow", base, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return apply("matmul", self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return apply("matmul", other, self)
+
+    def __neg__(self) -> Tensor:
+        return apply("neg", self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return apply("abs", self)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return apply("less", self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return apply("less_equal", self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return apply("greater", self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return apply("greater_equal", self, other)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return apply("equal", self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return apply("not_equal", self, other)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return apply("getitem", self, index=_canonical_index(index, self.shape))
+
+    def __iter__(self):  # noqa: ANN204
+        for i in range(len(self)):
+            yield self[i]
+
+    # math methods ----------------------------------------------------------------------------
+
+    def exp(self) -> Tensor:
+        return apply("exp", self)
+
+    def log(self) -> Tensor:
+        return apply("log", self)
+
+    def sqrt(self) -> Tensor:
+        return apply("sqrt", self)
+
+    def sin(self) -> Tensor:
+        return apply("sin", self)
+
+    def cos(self) -> Tensor:
+        return apply("cos", self)
+
+    def tan(self) -> Tensor:
+        return apply("tan", self)
+
+    def tanh(self) -> Tensor:
+        return apply("tanh", self)
+
+    def sigmoid(self) -> Tensor:
+        return apply("sigmoid", self)
+
+    def relu(self) -> Tensor:
+        return apply("relu", self)
+
+    def abs(self) -> Tensor:
+        return apply("abs", self)
+
+    def sign(self) -> Tensor:
+        return apply("sign", self)
+
+    def pow(self, exponent: Any) -> Tensor:
+        return self.__pow__(exponent)
+
+    def matmul(self, other: Any) -> Tensor:
+        return apply("matmul", self, other)
+
+    def maximum(self, other: Any) -> Tensor:
+        return apply("maximum", self, other)
+
+    def minimum(self, other: Any) -> Tensor:
+        return apply("minimum", self, other)
+
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        if min is None and max is None:
+            raise SorixError("clip() needs min, max or both")
+        return apply("clip", self, lo=_plain_number(min), hi=_plain_number(max))
+
+    clamp = clip
+
+    def where(self, condition: Any, other: Any) -> Tensor:
+        """self where `condition` holds, else `other` (PyTorch's Tensor.where)."""
+        return apply("where", condition, self, other)
+
+    def astype(self, dtype: Any) -> Tensor:
+        dtype = as_dtype(dtype)
+        return self if dtype == self.dtype else apply("astype", self, dtype=dtype.name)
+
+    def _reduce(self, name: str, axis: Any, keepdims: bool) -> Tensor:
+        return apply(name, self, axis=_axes(axis, self.ndim, name), keepdims=bool(keepdims))
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return self._reduce("sum", axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return self._reduce("mean", axis, keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return self._reduce("max", axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return self._reduce("min", axis, keepdims)
+
+    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return self._reduce("logsumexp", axis, keepdims)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return apply("softmax", self, axis=_axis(axis, self.ndim, "softmax"))
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return apply("log_softmax", self, axis=_axis(axis, self.ndim, "log_softmax"))
+
+    def reshape(self, *shape: Any) -> Tensor:
+        target = _resolve_shape(shape[0] if len(shape) == 1 and not isinstance(
+            shape[0], numbers.Integral) else shape, self.shape)
+        return self if target == self.shape else apply("reshape", self, shape=target)
+
+    view = reshape
+
+    def flatten(self) -> Tensor:
+        return self.reshape(-1)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        if len(axes) == 1 and not isinstance(axes[0], numbers.Integral):
+            axes = tuple(axes[0])
+        if not axes:
+            axes = tuple(reversed(range(self.ndim)))
+        elif len(axes) == 2 and self.ndim != 2:  # PyTorch's transpose(dim0, dim1)
+            perm = list(range(self.ndim))
+            a, b = (_axis(x, self.ndim, "transpose") for x in axes)
+            perm[a], perm[b] = perm[b], perm[a]
+            axes = tuple(perm)
+        axes = tuple(_axis(a, self.ndim, "transpose") for a in axes)
+        return apply("transpose", self, axes=axes)
+
+    def permute(self, *axes: Any) -> Tensor:
+        if len(axes) == 1 and not isinstance(axes[0], numbers.Integral):
+            axes = tuple(axes[0])
+        return apply("transpose", self, axes=tuple(_axis(a, self.ndim, "permute") for a in axes))
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802
+        return apply("transpose", self, axes=tuple(reversed(range(self.ndim))))
+
+    def broadcast_to(self, *shape: Any) -> Tensor:
+        target = tuple(int(d) for d in (shape[0] if len(shape) == 1 and not isinstance(
+            shape[0], numbers.Integral) else shape))
+        return self if target == self.shape else apply("broadcast_to", self, shape=target)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        axis = _axis(axis, self.ndim + 1, "unsqueeze")
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def squeeze(self, axis: Any = None) -> Tensor:
+        axes = _axes(axis, self.ndim, "squeeze") or tuple(
+            i for i, d in enumerate(self.shape) if d == 1)
+        return self.reshape(tuple(d for i, d in enumerate(self.shape) if i not in axes))
+
+
+# dispatch ----------------------------------------------------------------------------------
+
+
+def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
+    """Apply op `name` to tensors (or numbers and arrays): eagerly, or onto a trace."""
+    op = OPS[name]
+    operands = _as_operands(args)
+    builder = None
+    for t in operands:
+        if t._builder is not None:
+            if builder is None:
+                builder = t._builder
+            elif t._builder is not builder:
+                raise SorixError(at_user_line(
+                    f"{name}: tensors from two different traces meet here; a traced value "
+                    f"escaped its function"))
+    if builder is None:
+        out = _eager(op, operands, attrs)
+    else:
+        out = _trace(builder, op, operands, attrs)
+    if _GradMode.enabled and op.vjp is not None:
+        for t in operands:
+            if t.requires_grad:
+                out.requires_grad = True
+                out._prev = operands
+                out._ir = (op, attrs)
+                out._saved = tuple(p._version for p in operands)
+                break
+    return out
+
+
+_ops.install_front_end(apply)
+
+
+def _eager(op: Op, operands: tuple[Tensor, ...], attrs: dict[str, Any]) -> Tensor:
+    device = operands[0].device
+    try:
+        value = op.impl(np, *[t.data for t in operands], **attrs)
+    except Exception as error:  # numpy's message is rewritten to name the op and shapes
+        raise _op_error(op, operands, attrs, error) from None
+    if type(value) is not np.ndarray:
+        value = np.asarray(value)
+    return Tensor._wrap(value, device)
+
+
+def _trace(builder: GraphBuilder, op: Op, operands: tuple[Tensor, ...],
+           attrs: dict[str, Any]) -> Tensor:
+    try:
+        shape = op.shape(*[t.shape for t in operands], **attrs)
+        dtype = op.dtype(*[t.dtype.name for t in operands], **attrs)
+    except Exception as error:
+        raise _op_error(op, operands, attrs, error) from None
+    args = [t._node if t._builder is builder else _constant_node(builder, t) for t in operands]
+    nid = builder.add(op.name, args, freeze_attrs(attrs), shape, dtype)
+    return Tensor._traced(builder, nid, shape, dtype)
+
+
+def _constant_node(builder: GraphBuilder, t: Tensor) -> int:
+    found = builder.memo.get(id(t))
+    if found is None:
+        found = builder.memo[id(t)] = (t, builder.const(t.data))
+    return found[1]
+
+
+def _op_error(op: Op, operands: tuple[Tensor, ...], attrs: dict[str, Any],
+              error: Exception) -> SorixError:
+    """A SorixError naming the op, the operand shapes and the user's line."""
+    if isinstance(error, SorixError):
+        message = str(error)
+    else:
+        try:
+            op.shape(*[t.shape for t in operands], **attrs)
+            message = f"{type(error).__name__}: {error}"
+        except SorixError as shape_error:
+            message = str(shape_error)
+    kinds = ", ".join(f"{t.dtype.name}{list(t.shape)}" for t in operands)
+    cls = ShapeError if isinstance(error, (ShapeError, ValueError, IndexError)) else SorixError
+    return cls(at_user_line(f"{op.name}({kinds}): {message}"))
+
+
+def _as_operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
+    """Tensors as they are; numbers become constants of the tensors' kind (as numpy's weak
+    scalars do, so `float32_tensor * 2.0` stays float32); arrays and lists become tensors."""
+    like = next((a for a in args if isinstance(a, Tensor)), None)
+    out = []
+    for a in args:
+        if isinstance(a, Tensor):
+            out.append(a)
+        elif isinstance(a, numbers.Number) and like is not None:
+            out.append(Tensor._wrap(_weak_scalar(a, like.dtype.numpy), like.device))
+        else:
+            out.append(Tensor(a))
+    return tuple(out)
+
+
+def _weak_scalar(value: Any, like: np.dtype) -> np.ndarray:
+    if isinstance(value, (bool, np.bool_)):
+        return np.asarray(value)
+    if isinstance(value, numbers.Integral) and like.kind in "iuf":
+        return np.asarray(value, dtype=like)
+    if isinstance(value, numbers.Real) and like.kind == "f":
+        return np.asarray(value, dtype=like)
+    return np.asarray(value)
+
+
+def _plain_number(value: Any) -> Any:
+    """Attributes are plain Python numbers so graphs serialize and print cleanly."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value)
+
+
+def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Validate and convert what `sorix.tensor` accepts: numbers, (nested) sequences, arrays."""
+    if isinstance(data, Tensor):
+        data = data._concrete("tensor()")
+    np_dtype = as_dtype(dtype).numpy if dtype is not None else None
+    if isinstance(data, (str, bytes)):
+        raise SorixError(at_user_line(f"tensor() takes numbers or arrays of numbers, got the "
+                                      f"string {data!r}"))
+    try:
+        array = np.array(data, dtype=np_dtype)
+    except ValueError as error:
+        if "inhomogeneous" in str(error) or "sequence" in str(error):
+            raise ShapeError(at_user_line("tensor() got a ragged nested sequence: every row "
+                                          "must have the same length")) from None
+        raise SorixError(at_user_line(f"tensor() cannot convert {type(data).__name__}: "
+                                      f"{error}")) from None
+    except TypeError as error:
+        raise SorixError(at_user_line(f"tensor() cannot convert {type(data).__name__}: "
+                                      f"{error}")) from None
+    if array.dtype.kind not in "biuf":
+        raise DTypeError(at_user_line(f"tensor() takes numbers, got elements of type "
+                                      f"{_element_type(data)}"))
+    if array.dtype.name not in DTYPES:
+        array = array.astype(_nearest_dtype(array.dtype))
+    return array
+
+
+def _element_type(data: Any) -> str:
+    while isinstance(data, (list, tuple)) and data:
+        data = data[0]
+    return type(data).__name__
+
+
+def _nearest_dtype(dtype: np.dtype) -> str:
+    if dtype.kind == "f":
+        return "float64"
+    return "int64" if dtype.kind in "iu" else "bool"
+
+
+# attribute normalization -------------------------------------------------------------------
+
+
+def _axis(axis: Any, ndim: int, what: str) -> int:
+    if not isinstance(axis, numbers.Integral):
+        raise SorixError(at_user_line(f"{what}: axis must be an int, got {axis!r}"))
+    if not -max(ndim, 1) <= axis < max(ndim, 1):
+        raise ShapeError(at_user_line(f"{what}: axis {axis} is out of range for "
+                                      f"{ndim} dimensions"))
+    return int(axis) % max(ndim, 1)
+
+
+def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...] | None:
+    """None, or the sorted tuple of non-negative axes an int or a sequence names."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    normalized = tuple(sorted(_axis(a, ndim, what) for a in axes))
+    if len(set(normalized)) != len(normalized):
+        raise ShapeError(at_user_line(f"{what}: repeated axis in {axis!r}"))
+    return normalized
+
+
+def _resolve_shape(shape: Any, current: tuple[int, ...]) -> tuple[int, ...]:
+    shape = tuple(int(d) for d in shape)
+    if shape.count(-1) > 1:
+        raise ShapeError(at_user_line(f"reshape: only one dimension can be -1, got {shape}"))
+    if -1 in shape:
+        known = int(np.prod([d for d in shape if d != -1]))
+        total = int(np.prod(current))
+        if known == 0 or total % known:
+            raise ShapeError(at_user_line(f"cannot reshape {current} into {shape}"))
+        shape = tuple(total // known if d == -1 else d for d in shape)
+    if int(np.prod(shape)) != int(np.prod(current)):
+        raise ShapeError(at_user_line(f"cannot reshape {current} into {shape}"))
+    return shape
+
+
+def _canonical_index(index: Any, shape: tuple[int, ...]) -> tuple:
+    """An index as plain hashable data (see `sorix.ir.kernels._index`)."""
+    items = index if isinstance(index, tuple) else (index,)
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, Tensor):
+            item = item._concrete("indexing with a tensor")
+        if item is None or item is Ellipsis:
+            out.append(item)
+        elif isinstance(item, (bool, np.bool_)):
+            raise SorixError(at_user_line("indexing with a bare bool is not supported"))
+        elif isinstance(item, numbers.Integral):
+            out.append(int(item))
+        elif isinstance(item, slice):
+            for part in (item.start, item.stop, item.step):
+                if part is not None and not isinstance(part, numbers.Integral):
+                    raise SorixError(at_user_line(f"slice bounds must be ints, got {item!r}"))
+            out.append(("s", *(None if p is None else int(p)
+                               for p in (item.start, item.stop, item.step))))
+        elif isinstance(item, (list, np.ndarray)):
+            array = np.asarray(item)
+            if array.dtype.kind == "b":
+                out.extend(("a", (len(n),), tuple(n.tolist())) for n in np.nonzero(array))
+            elif array.dtype.kind in "iu" or array.size == 0:
+                array = array.astype(np.int64)
+                out.append(("a", array.shape, tuple(array.ravel().tolist())))
+            else:
+                raise SorixError(at_user_line(f"index arrays must hold integers or booleans, "
+                                              f"got {array.dtype}"))
+        else:
+            raise SorixError(at_user_line(f"cannot index a tensor with {type(item).__name__} "
+                                          f"{item!r}"))
+    return tuple(out)
+
+
+def _canonical_index_value(index: Any) -> Any:
+    from sorix.ir.kernels import _index
+
+    return _index(_canonical_index(index, ()))
