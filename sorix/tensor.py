@@ -222,6 +222,10 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self) -> bool:
+        if self.data is None:
+            raise SorixError(at_user_line(
+                "a traced tensor has no value, so Python control flow (if, while, bool()) "
+                "cannot depend on it; use sorix.where, or mark the argument static"))
         return bool(self.item())
 
     def __index__(self) -> int:

@@ -111,8 +111,8 @@ def _expand(g: Any, shape: tuple[int, ...], axis: tuple[int, ...] | None, keepdi
     """Broadcast a reduction's cotangent back over the axes it reduced."""
     axes = range(len(shape)) if axis is None else axis
     if not keepdims:
-        g = call("reshape", g, shape=tuple(1 if i in axes else d for i, d in enumerate(shape)))
-    return call("broadcast_to", g, shape=tuple(shape))
+        g = g.reshape(tuple(1 if i in axes else d for i, d in enumerate(shape)))
+    return g.broadcast_to(tuple(shape))
 
 
 def _count(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> int:
@@ -358,15 +358,15 @@ _register(
 
 def _matmul_vjp(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
     """(g @ b^T, a^T @ g), with 1-D operands promoted to matrices and the promotion undone."""
-    a2 = a if a.ndim > 1 else call("reshape", a, shape=(1,) + a.shape)
-    b2 = b if b.ndim > 1 else call("reshape", b, shape=b.shape + (1,))
-    g2 = call("reshape", g, shape=shapes.matmul(a2.shape, b2.shape))
+    a2 = a if a.ndim > 1 else a.reshape((1,) + a.shape)
+    b2 = b if b.ndim > 1 else b.reshape(b.shape + (1,))
+    g2 = g.reshape(shapes.matmul(a2.shape, b2.shape))
     ga = g2 @ _swap_last(b2)
     gb = _swap_last(a2) @ g2
     if a.ndim == 1:
-        ga = call("reshape", ga, shape=ga.shape[:-2] + ga.shape[-1:])
+        ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:])
     if b.ndim == 1:
-        gb = call("reshape", gb, shape=gb.shape[:-1])
+        gb = gb.reshape(gb.shape[:-1])
     return ga, gb
 
 
@@ -396,7 +396,7 @@ _register(
        latex=r"d(AB) = dA\,B + A\,dB"),
     Op("reshape", 1, "xp.reshape({0}, {shape})", shapes.reshape, shapes.first,
        attrs=("shape",), symbol="reshape", rule="reshape rule",
-       vjp=lambda g, out, a, shape: (call("reshape", g, shape=a.shape),),
+       vjp=lambda g, out, a, shape: (g.reshape(a.shape),),
        text="d reshape(a) = reshape(da)", latex=r"d\,\mathrm{reshape}(a) = \mathrm{reshape}(da)"),
     Op("transpose", 1, "xp.transpose({0}, {axes})", shapes.transpose, shapes.first,
        attrs=("axes",), symbol="transpose", rule="transpose rule",

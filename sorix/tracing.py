@@ -1,0 +1,167 @@
+"""Tracing: run a Python function on abstract tensors and keep the IR it builds.
+
+Arguments may be tensors, arrays, numbers, or nested tuples / lists / dicts of them ("pytrees");
+each array-like leaf becomes a graph input. Arguments named static become constants of the trace.
+`replay` runs an existing graph on tensors (traced or concrete): it is how a jitted function is
+inlined into an enclosing trace, and how the grad pass re-enters the front end.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sorix.errors import SorixError, at_user_line
+from sorix.ir.graph import Graph, GraphBuilder
+from sorix.tensor import Tensor, _to_array, apply
+
+# pytrees -----------------------------------------------------------------------------------
+
+
+def _is_leaf(x: Any) -> bool:
+    return isinstance(x, (Tensor, np.ndarray, numbers.Number))
+
+
+def flatten(tree: Any) -> tuple[list[Any], Any]:
+    """Leaves of a nested tuple/list/dict structure, and a description to rebuild it."""
+    if _is_leaf(tree):
+        return [tree], None
+    if isinstance(tree, (tuple, list)):
+        leaves, specs = [], []
+        for item in tree:
+            sub, spec = flatten(item)
+            leaves += sub
+            specs.append((len(sub), spec))
+        return leaves, (type(tree), tuple(specs))
+    if isinstance(tree, dict):
+        keys = sorted(tree)
+        leaves, spec = flatten([tree[k] for k in keys])
+        return leaves, (dict, (tuple(keys), spec))
+    raise SorixError(at_user_line(
+        f"cannot trace an argument of type {type(tree).__name__}: use tensors, arrays, numbers "
+        f"or tuples / lists / dicts of them, or mark it static"))
+
+
+def unflatten(spec: Any, leaves: Sequence[Any]) -> Any:
+    if spec is None:
+        return leaves[0]
+    kind, parts = spec
+    if kind is dict:
+        keys, inner = parts
+        return dict(zip(keys, unflatten(inner, leaves)))
+    out, start = [], 0
+    for count, sub in parts:
+        out.append(unflatten(sub, leaves[start:start + count]))
+        start += count
+    return kind(out) if kind is not list else out
+
+
+# abstract values ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Abstract:
+    """What a trace knows of an input: shape and dtype, no data."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    @classmethod
+    def of(cls, x: Any) -> Abstract:
+        if isinstance(x, Tensor):
+            return cls(tuple(x.shape), x.dtype.name)
+        array = _to_array(x)
+        return cls(array.shape, array.dtype.name)
+
+    def __str__(self) -> str:
+        return f"{self.dtype}[{','.join(map(str, self.shape))}]"
+
+
+def _arg_names(fn: Callable[..., Any], count: int) -> list[str]:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [names[i] if i < len(names) else f"arg{i}" for i in range(count)]
+
+
+def trace(fn: Callable[..., Any], *args: Any, static_argnums: Sequence[int] = (),
+          **kwargs: Any) -> Graph:
+    """The graph `fn` builds when called on abstract versions of `args`.
+
+    >>> import sorix
+    >>> print(sorix.trace(lambda x: (x * x).sum(), sorix.ones(3)))
+    %0 = input(name='x') : float64[3]
+    %1 = mul(%0, %0) : float64[3]
+    %2 = sum(%1, axis=None, keepdims=False) : float64[]
+    return (%2)
+    """
+    graph, _ = trace_tree(fn, args, kwargs, static_argnums)
+    return graph
+
+
+def trace_tree(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
+               static_argnums: Sequence[int] = ()) -> tuple[Graph, Any]:
+    """Trace `fn`; return the graph and the structure of its outputs."""
+    builder = GraphBuilder()
+    names = _arg_names(fn, len(args))
+    traced_args = []
+    for i, arg in enumerate(args):
+        if i in static_argnums:
+            traced_args.append(arg)
+            continue
+        leaves, spec = flatten(arg)
+        tensors = []
+        for j, leaf in enumerate(leaves):
+            abstract = Abstract.of(leaf)
+            name = names[i] if len(leaves) == 1 else f"{names[i]}_{j}"
+            nid = builder.input(name, abstract.shape, abstract.dtype)
+            tensors.append(Tensor._traced(builder, nid, abstract.shape, abstract.dtype))
+        traced_args.append(unflatten(spec, tensors))
+    result = fn(*traced_args, **kwargs)
+    leaves, out_spec = flatten(result)
+    outputs = [_output_node(builder, leaf, i) for i, leaf in enumerate(leaves)]
+    return builder.build(outputs), out_spec
+
+
+def _output_node(builder: GraphBuilder, value: Any, index: int) -> int:
+    if isinstance(value, Tensor) and value._builder is builder:
+        return value._node
+    if isinstance(value, Tensor) and value._builder is not None:
+        raise SorixError(f"output {index} belongs to another trace")
+    return builder.const(value.numpy() if isinstance(value, Tensor) else _to_array(value))
+
+
+def replay(graph: Graph, args: Sequence[Tensor]) -> dict[int, Tensor]:
+    """Run `graph` through the front end on `args`; every node's tensor, keyed by node id.
+
+    On traced tensors this copies the graph into their trace (inlining); with grad mode on,
+    the results record `_prev`, so the one backward algorithm can differentiate them.
+    """
+    if len(args) != len(graph.inputs):
+        raise SorixError(f"the graph takes {len(graph.inputs)} inputs, got {len(args)}")
+    values: dict[int, Tensor] = dict(zip(graph.inputs, args))
+    builder = next((a._builder for a in args if a._builder is not None), None)
+    for nid in graph.order():
+        if nid in values:
+            continue
+        node = graph.nodes[nid]
+        if node.op == "const":
+            values[nid] = _constant(builder, node.value)
+        elif node.op == "input":
+            raise SorixError(f"input %{nid} is not among the graph's inputs")
+        else:
+            values[nid] = apply(node.op, *[values[a] for a in node.args], **node.params)
+    return values
+
+
+def _constant(builder: GraphBuilder | None, value: np.ndarray) -> Tensor:
+    if builder is None:
+        return Tensor._wrap(value)
+    return Tensor._traced(builder, builder.const(value), value.shape, value.dtype.name)
