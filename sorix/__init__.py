@@ -4,7 +4,17 @@ Public API only: everything here is re-exported from the module that owns it.
 """
 
 from sorix import ir
-from sorix.api import grad
+from sorix.api import (
+    compile,
+    grad,
+    hessian,
+    jacobian,
+    jit,
+    jvp,
+    trace,
+    value_and_grad,
+    vjp,
+)
 from sorix.errors import DTypeError, GradError, ShapeError, SorixError
 from sorix.functional import (
     abs,
@@ -47,6 +57,7 @@ from sorix.functional import (
     zeros,
     zeros_like,
 )
+from sorix.passes.manager import optimize
 from sorix.tensor import (
     DType,
     Tensor,
@@ -64,7 +75,8 @@ from sorix.tensor import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "DType", "DTypeError", "GradError", "ShapeError", "SorixError", "Tensor", "abs", "arange",
+    "compile", "hessian", "jacobian", "jit", "jvp", "optimize", "trace", "value_and_grad",
+    "vjp", "DType", "DTypeError", "GradError", "ShapeError", "SorixError", "Tensor", "abs", "arange",
     "bool_", "broadcast_to", "clip", "concatenate", "cos", "enable_grad", "exp", "eye",
     "float16", "float32", "float64", "full", "grad", "int32", "int64", "ir", "is_grad_enabled",
     "linspace", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min",

@@ -1,21 +1,443 @@
-"""The user-facing transforms: grad (and, built on tracing, jit and friends)."""
+"""The user-facing transforms: jit, grad, value_and_grad, jacobian, hessian, vjp, jvp, compile.
+
+Every transform is a `Transformed` function defined by a *symbolic* rule: Python code that
+maps tensors to tensors through the front end (for `jit`, the user's function itself; for `grad`,
+"trace the function, run the grad pass, replay the result"). Called on concrete values, a
+Transformed traces its symbolic rule once per input signature (shapes, dtypes, static values),
+optimizes the graph, lowers it and caches the program. Called on traced tensors (inside another
+trace), it runs the symbolic rule directly: that is inlining, and it is why transforms nest
+(`grad(grad(f))`, `jit(hessian(f))`).
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from sorix.autodiff import grad_of_tensors
+from sorix.errors import SorixError, at_user_line
+from sorix.ir.graph import Graph
+from sorix.passes import grad as grad_pass
+from sorix.passes.manager import optimize
+from sorix.tensor import Tensor, apply
+from sorix.tracing import Abstract, flatten, replay, trace_tree, unflatten
+
+BACKENDS = ("numpy",)
 
 
-def grad(outputs: Any, inputs: Any = None, grad_outputs: Any = None,
-         retain_graph: bool | None = None, create_graph: bool = False,
-         allow_unused: bool = False) -> Any:
-    """Gradients of `outputs` with respect to `inputs`, as the original Sorix computes them.
+def _debug_level() -> int:
+    try:
+        return int(os.environ.get("SORIX_DEBUG", "0"))
+    except ValueError:
+        return 0
+
+
+def _lower(graph: Graph, backend: str) -> Any:
+    if backend == "numpy":
+        from sorix.backends.numpy_backend import lower
+
+        return lower(graph)
+    raise SorixError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+
+
+# compiled programs -------------------------------------------------------------------------
+
+
+class CompiledGraph:
+    """A graph lowered to a callable; `source` is the generated code, `graph` what it computes.
+
+    Inputs are checked against the graph's input shapes and dtypes, and outputs come back as
+    numpy arrays (a single one when the graph has one output).
+    """
+
+    def __init__(self, graph: Graph, backend: str = "numpy") -> None:
+        self.graph = graph
+        self.backend = backend
+        self.program = _lower(graph, backend)
+        self.source = self.program.source
+        if _debug_level() >= 3:
+            print(f"[sorix] generated source:\n{self.source}")
+
+    def __call__(self, *args: Any) -> Any:
+        graph = self.graph
+        if len(args) != len(graph.inputs):
+            raise SorixError(at_user_line(
+                f"compiled graph takes {len(graph.inputs)} inputs "
+                f"({', '.join(graph.input_names)}), got {len(args)}"))
+        arrays = []
+        for name, nid, arg in zip(graph.input_names, graph.inputs, args):
+            array = np.asarray(arg.numpy() if isinstance(arg, Tensor) else arg)
+            node = graph.nodes[nid]
+            if array.shape != node.shape or array.dtype.name != node.dtype:
+                raise SorixError(at_user_line(
+                    f"argument {name!r} should be {node.type_text}, got "
+                    f"{Abstract(array.shape, array.dtype.name)}"))
+            arrays.append(array)
+        outputs = tuple(np.asarray(v) for v in self.program.fn(*arrays))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+
+def compile(graph: Graph, backend: str = "numpy") -> CompiledGraph:  # noqa: A001
+    """Lower `graph` to a callable with `.source` and `.graph`."""
+    return CompiledGraph(graph, backend)
+
+
+@dataclass
+class _Entry:
+    program: Any
+    out_spec: Any
+    graph: Graph
+
+
+class Transformed:
+    """A function compiled once per input signature from its symbolic rule."""
+
+    def __init__(self, symbolic: Callable[..., Any], name: str, backend: str = "numpy",
+                 static_argnums: Sequence[int] = (), static_argnames: Sequence[str] = (),
+                 passes: Sequence[Callable[[Graph], Graph]] | None = None) -> None:
+        self.symbolic = symbolic
+        self.__name__ = name
+        self.backend = backend
+        self.static_argnums = tuple(static_argnums)
+        self.static_argnames = tuple(static_argnames)
+        self.passes = passes
+        self.trace_count = 0
+        self._cache: dict[Any, _Entry] = {}
+        self._last_signature: tuple[Any, ...] | None = None
+        self._retraces: list[str] = []
+        functools.update_wrapper(self, symbolic, updated=())
+
+    # signatures ------------------------------------------------------------------------------
+
+    def _signature(self, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        parts: list[Any] = []
+        for i, arg in enumerate(args):
+            if i in self.static_argnums:
+                parts.append(("static", _hashable(arg, i)))
+            elif isinstance(arg, Tensor):
+                parts.append((arg.shape, arg.dtype.name))
+            elif isinstance(arg, np.ndarray):
+                parts.append((arg.shape, arg.dtype.name))
+            else:
+                leaves, spec = flatten(arg)
+                parts.append((spec, tuple(
+                    (Abstract.of(x).shape, Abstract.of(x).dtype) for x in leaves)))
+        for key in sorted(kwargs):
+            if key not in self.static_argnames:
+                raise SorixError(at_user_line(
+                    f"{self.__name__}: keyword argument {key!r} must be declared in "
+                    f"static_argnames (keyword arguments are compile-time constants)"))
+            parts.append((key, _hashable(kwargs[key], key)))
+        return tuple(parts)
+
+    def explain_retrace(self) -> list[str]:
+        """Why each trace after the first happened: which argument changed, from what to what."""
+        return list(self._retraces)
+
+    def _note_retrace(self, signature: tuple[Any, ...]) -> None:
+        previous = self._last_signature
+        if previous is None:
+            return
+        reasons = []
+        for i, (old, new) in enumerate(zip(previous, signature)):
+            if old != new:
+                reasons.append(f"argument {i}: {_describe(old)} -> {_describe(new)}")
+        if len(previous) != len(signature):
+            reasons.append(f"{len(previous)} arguments -> {len(signature)} arguments")
+        message = f"{self.__name__} retraced: " + "; ".join(reasons or ["new signature"])
+        self._retraces.append(message)
+        if _debug_level() >= 1:
+            print(f"[sorix] {message}")
+
+    # calling ---------------------------------------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _any_traced(args, kwargs):
+            return self.symbolic(*args, **kwargs)
+        signature = self._signature(args, kwargs)
+        entry = self._cache.get(signature)
+        if entry is None:
+            entry = self._compile(signature, args, kwargs)
+        arrays = [a.data if isinstance(a, Tensor) else a
+                  for i, a in enumerate(args) if i not in self.static_argnums]
+        if not all(isinstance(a, np.ndarray) for a in arrays):
+            arrays = [np.asarray(leaf.numpy() if isinstance(leaf, Tensor) else leaf)
+                      for i, a in enumerate(args) if i not in self.static_argnums
+                      for leaf in flatten(a)[0]]
+        results = entry.program.fn(*arrays)
+        tensors = [Tensor._wrap(r if type(r) is np.ndarray else np.asarray(r)) for r in results]
+        return unflatten(entry.out_spec, tensors)
+
+    def _compile(self, signature: tuple[Any, ...], args: Sequence[Any],
+                 kwargs: dict[str, Any]) -> _Entry:
+        self._note_retrace(signature)
+        self._last_signature = signature
+        self.trace_count += 1
+        graph, out_spec = trace_tree(self.symbolic, args, kwargs, self.static_argnums)
+        graph = optimize(graph, self.passes)
+        entry = _Entry(_lower(graph, self.backend), out_spec, graph)
+        self._cache[signature] = entry
+        return entry
+
+    def lower(self, *args: Any, **kwargs: Any) -> _Entry:
+        """The compiled entry (graph, program) for these arguments, compiling if needed."""
+        signature = self._signature(args, kwargs)
+        return self._cache.get(signature) or self._compile(signature, args, kwargs)
+
+    def graph(self, *args: Any, **kwargs: Any) -> Graph:
+        """The optimized graph run for arguments like these."""
+        return self.lower(*args, **kwargs).graph
+
+    def source(self, *args: Any, **kwargs: Any) -> str:
+        """The generated source run for arguments like these."""
+        return self.lower(*args, **kwargs).program.source
+
+
+def _any_traced(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+    for a in args:
+        if isinstance(a, Tensor):
+            if a.data is None:
+                return True
+        elif isinstance(a, (tuple, list, dict)):
+            if any(isinstance(x, Tensor) and x.data is None for x in _leaves(a)):
+                return True
+    return False
+
+
+def _leaves(tree: Any) -> list[Any]:
+    try:
+        return flatten(tree)[0]
+    except SorixError:
+        return []
+
+
+def _hashable(value: Any, where: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        raise SorixError(at_user_line(
+            f"static argument {where!r} must be hashable, got {type(value).__name__}")) from None
+    return value
+
+
+def _describe(part: Any) -> str:
+    if isinstance(part, tuple) and len(part) == 2 and isinstance(part[1], str):
+        return str(Abstract(tuple(part[0]), part[1]))
+    return repr(part)
+
+
+# the transforms ----------------------------------------------------------------------------
+
+
+def jit(fn: Callable[..., Any] | None = None, *, backend: str = "numpy",
+        static_argnums: int | Sequence[int] = (), static_argnames: str | Sequence[str] = (),
+        passes: Sequence[Callable[[Graph], Graph]] | None = None) -> Any:
+    """Compile `fn` once per input signature; usable as `@jit` or `@jit(static_argnums=1)`.
 
     >>> import sorix
-    >>> x = sorix.tensor([3.0], requires_grad=True)
-    >>> sorix.grad((x * x).sum(), x)
-    (tensor([6.], dtype=sorix.float64),)
+    >>> @sorix.jit
+    ... def f(x):
+    ...     return (x * x).sum()
+    >>> f(sorix.tensor([1.0, 2.0]))
+    tensor(5., dtype=sorix.float64)
     """
-    return grad_of_tensors(outputs, inputs, grad_outputs, retain_graph, create_graph,
-                           allow_unused)
+    if backend not in BACKENDS:
+        raise SorixError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    statics = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+
+    def wrap(f: Callable[..., Any]) -> Transformed:
+        return Transformed(f, getattr(f, "__name__", "fn"), backend, statics, names, passes)
+
+    return wrap if fn is None else wrap(fn)
+
+
+def _argnums(argnums: int | Sequence[int]) -> tuple[tuple[int, ...], bool]:
+    if isinstance(argnums, int):
+        return (argnums,), True
+    return tuple(argnums), False
+
+
+def _positions(args: Sequence[Any], argnums: Sequence[int]) -> list[list[int]]:
+    """For each differentiated argument, the graph input positions of its leaves."""
+    positions, start = [], 0
+    spans = []
+    for arg in args:
+        count = len(flatten(arg)[0])
+        spans.append(range(start, start + count))
+        start += count
+    for n in argnums:
+        if not 0 <= n < len(args):
+            raise SorixError(at_user_line(f"argnums {n} is out of range for {len(args)} "
+                                          f"arguments"))
+        positions.append(list(spans[n]))
+    return positions
+
+
+def _differentiate(fn: Callable[..., Any], args: Sequence[Any], argnums: Sequence[int],
+                   has_aux: bool) -> tuple[Any, list[Any], Any]:
+    """Trace fn, run the grad pass, replay it on `args`: (value, grads per argnum, aux)."""
+    graph, out_spec = trace_tree(fn, args, {})
+    if has_aux:
+        if out_spec is None or out_spec[0] not in (tuple, list) or len(out_spec[1]) != 2:
+            raise SorixError(at_user_line("has_aux=True needs fn to return (value, aux)"))
+        aux_spec = out_spec[1][1][1]
+    positions = _positions(args, argnums)
+    flat = [p for group in positions for p in group]
+    dgraph = grad_pass.grad(graph, flat)
+    leaves = [leaf for a in args for leaf in flatten(a)[0]]
+    inputs = [x if isinstance(x, Tensor) else Tensor(x) for x in leaves]
+    values = replay(dgraph, inputs)
+    outs = [values[o] for o in dgraph.outputs]
+    n_out = len(graph.outputs)
+    grads_flat = outs[n_out:]
+    grads, start = [], 0
+    for n, group in zip(argnums, positions):
+        _, spec = flatten(args[n])
+        grads.append(unflatten(spec, grads_flat[start:start + len(group)]))
+        start += len(group)
+    value = outs[0]
+    aux = unflatten(aux_spec, outs[1:n_out]) if has_aux else None
+    return value, grads, aux
+
+
+def value_and_grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0,
+                   has_aux: bool = False) -> Transformed:
+    """A function returning (fn(*args), gradient of fn w.r.t. args[argnums]).
+
+    With `has_aux`, fn returns (value, aux) and the result is ((value, aux), gradient).
+    """
+    nums, single = _argnums(argnums)
+
+    def symbolic(*args: Any) -> Any:
+        value, grads, aux = _differentiate(fn, args, nums, has_aux)
+        g = grads[0] if single else tuple(grads)
+        return ((value, aux), g) if has_aux else (value, g)
+
+    return Transformed(symbolic, f"value_and_grad({_name(fn)})")
+
+
+def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
+         retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = False, *, argnums: int | Sequence[int] = 0,
+         has_aux: bool = False) -> Any:
+    """The gradient: of a function (compiled, `argnums=0`), or of tensors (as the original).
+
+    `sorix.grad(f)` returns a function computing the gradient of scalar `f` with respect to
+    its `argnums` argument(s). `sorix.grad(outputs, inputs, ...)` differentiates recorded
+    eager tensors, exactly as the original Sorix does.
+
+    >>> import sorix
+    >>> sorix.grad(lambda x: (x ** 3).sum())(sorix.tensor([2.0]))
+    tensor([12.], dtype=sorix.float64)
+    """
+    if not callable(fn) or isinstance(fn, Tensor):
+        return grad_of_tensors(fn, inputs, grad_outputs, retain_graph, create_graph,
+                               allow_unused)
+    if isinstance(inputs, (int, tuple)) and not isinstance(inputs, bool):
+        argnums = inputs
+    nums, single = _argnums(argnums)
+
+    def symbolic(*args: Any) -> Any:
+        _, grads, aux = _differentiate(fn, args, nums, has_aux)
+        g = grads[0] if single else tuple(grads)
+        return (g, aux) if has_aux else g
+
+    return Transformed(symbolic, f"grad({_name(fn)})")
+
+
+def vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """(fn(*primals), vjp_fn) where vjp_fn(cotangent) is the cotangent pulled back to primals."""
+    out = jit(fn)(*primals)
+    if not isinstance(out, Tensor):
+        raise SorixError(at_user_line("vjp needs fn to return a single tensor"))
+
+    def pullback(*args: Any) -> Any:
+        *prims, ct = args
+        graph, _ = trace_tree(fn, prims, {})
+        dgraph = grad_pass.grad(graph, None, cotangent=True)
+        leaves = [x if isinstance(x, Tensor) else Tensor(x) for x in prims]
+        values = replay(dgraph, leaves + [ct if isinstance(ct, Tensor) else Tensor(ct)])
+        grads = tuple(values[o] for o in dgraph.outputs[len(graph.outputs):])
+        return grads
+
+    compiled = Transformed(pullback, f"vjp({_name(fn)})")
+    return out, lambda cotangent: compiled(*primals, cotangent)
+
+
+def jvp(fn: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
+    """(fn(*primals), J @ tangents): forward-mode derivative by transposing the VJP."""
+    if len(primals) != len(tangents):
+        raise SorixError(at_user_line(f"jvp: {len(primals)} primals but {len(tangents)} "
+                                      f"tangents"))
+
+    def symbolic(*args: Any) -> Any:
+        n = len(args) // 2
+        prims, tans = args[:n], args[n:]
+        graph, _ = trace_tree(fn, prims, {})
+        vjp_graph = grad_pass.grad(graph, None, cotangent=True)
+
+        def dot_with_tangents(*xs: Any) -> Any:
+            inner, tans_inner, u = xs[:n], xs[n:2 * n], xs[-1]
+            values = replay(vjp_graph, list(inner) + [u])
+            pulled = [values[o] for o in vjp_graph.outputs[len(graph.outputs):]]
+            terms = [(p * t).sum() for p, t in zip(pulled, tans_inner)]
+            return functools.reduce(lambda a, b: a + b, terms)
+
+        out = replay(graph, list(prims))[graph.outputs[0]]
+        zero = apply("broadcast_to", Tensor(np.zeros((), out.dtype.numpy)), shape=out.shape)
+        everything = list(prims) + list(tans) + [zero]
+        dot_graph, _ = trace_tree(dot_with_tangents, everything, {})
+        tangent_graph = grad_pass.grad(dot_graph, [2 * n])
+        values = replay(tangent_graph, everything)
+        return out, values[tangent_graph.outputs[-1]]
+
+    compiled = Transformed(symbolic, f"jvp({_name(fn)})")
+    return compiled(*primals, *tangents)
+
+
+def jacobian(fn: Callable[..., Any], argnums: int = 0) -> Transformed:
+    """A function returning d fn / d args[argnums], of shape out.shape + arg.shape."""
+
+    def symbolic(*args: Any) -> Any:
+        graph, _ = trace_tree(fn, args, {})
+        positions = _positions(args, (argnums,))[0]
+        if len(positions) != 1:
+            raise SorixError(at_user_line("jacobian needs argnums to name one tensor argument"))
+        vjp_graph = grad_pass.grad(graph, positions, cotangent=True)
+        leaves = [x if isinstance(x, Tensor) else Tensor(x) for a in args
+                  for x in flatten(a)[0]]
+        out_node = graph.nodes[graph.outputs[0]]
+        x = leaves[positions[0]]
+        rows = []
+        for i in range(int(np.prod(out_node.shape))):
+            basis = np.zeros(int(np.prod(out_node.shape)), np.dtype(out_node.dtype))
+            basis[i] = 1
+            values = replay(vjp_graph, leaves + [Tensor(basis.reshape(out_node.shape))])
+            rows.append(values[vjp_graph.outputs[-1]])
+        stacked = apply("stack", *rows, axis=0)
+        return stacked.reshape(tuple(out_node.shape) + tuple(x.shape))
+
+    return Transformed(symbolic, f"jacobian({_name(fn)})")
+
+
+def hessian(fn: Callable[..., Any], argnums: int = 0) -> Transformed:
+    """A function returning the matrix of second derivatives of scalar `fn`."""
+    return jacobian(grad(fn, argnums=argnums), argnums=argnums)
+
+
+def trace(fn: Callable[..., Any], *example_args: Any,
+          static_argnums: int | Sequence[int] = ()) -> Graph:
+    """The IR graph of `fn` on arguments like `example_args` (shapes and dtypes only)."""
+    statics = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    graph, _ = trace_tree(fn, example_args, {}, statics)
+    return graph
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)

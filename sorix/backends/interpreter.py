@@ -1,0 +1,27 @@
+"""The reference semantics of a graph: evaluate it node by node with the op table's impls.
+
+Generated code is tested against this; it is deliberately the simplest possible evaluator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sorix.ir.graph import Graph
+from sorix.ir.ops import OPS
+
+
+def interpret(graph: Graph, *args: Any, xp: Any = np) -> tuple[Any, ...]:
+    """The graph's outputs for input arrays `args`."""
+    values: dict[int, Any] = {nid: xp.asarray(a) for nid, a in zip(graph.inputs, args)}
+    for nid in graph.order():
+        node = graph.nodes[nid]
+        if nid in values:
+            continue
+        if node.is_constant:
+            values[nid] = xp.asarray(node.value)
+        else:
+            values[nid] = OPS[node.op].impl(xp, *[values[a] for a in node.args], **node.params)
+    return tuple(xp.asarray(values[o]) for o in graph.outputs)

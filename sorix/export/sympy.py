@@ -1,0 +1,117 @@
+"""Export a graph to SymPy: every output as a numpy object array of SymPy expressions.
+
+The exporter is an interpreter whose values are numpy object arrays holding SymPy expressions.
+It walks the graph in topological order and reads everything from the op table: an elementwise
+op applies its `sympy` counterpart entry by entry (over broadcast arguments), any other op with
+a `sympy` counterpart gets the object arrays whole, and an op without one runs its numpy
+lowering (`op.impl`), which works on object arrays too (sum, reshape, getitem, matmul, ...).
+
+Invariants:
+- inputs are real Symbols named `name_i_j` (just `name` for a 0-d input), booleans plain
+  Symbols; `symbols` may supply any input's expressions instead;
+- constants are exact SymPy atoms: Float for floats, Integer for ints, true/false for booleans
+  (no nsimplify: 0.1 stays the float 0.1 it is in the graph);
+- a value of boolean dtype holds SymPy Booleans and a numeric one holds expressions; since SymPy
+  refuses arithmetic on Booleans where numpy promotes them to 0 and 1, the exporter converts
+  between the two along the node's dtype.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from sympy.logic.boolalg import Boolean
+
+from sorix.ir.graph import Graph
+from sorix.ir.ops import OPS, Op
+
+
+def _vectorize(fn: Any) -> Any:
+    return np.vectorize(fn, otypes=[object])
+
+
+def _atom(value: Any) -> Any:
+    """One constant as an exact SymPy atom."""
+    if isinstance(value, (bool, np.bool_)):
+        return sp.true if value else sp.false
+    if isinstance(value, (int, np.integer)):
+        return sp.Integer(int(value))
+    if isinstance(value, (float, np.floating)):
+        return sp.Float(float(value))
+    return sp.sympify(value)
+
+
+def _as_number(e: Any) -> Any:
+    """numpy's bool -> 0/1 promotion, spelled in SymPy."""
+    return sp.Piecewise((sp.Integer(1), e), (sp.Integer(0), True)) if isinstance(e, Boolean) else e
+
+
+def _as_truth(e: Any) -> Any:
+    return e if isinstance(e, Boolean) else sp.Ne(e, 0)
+
+
+def _objects(value: Any, dtype: str | None = None) -> np.ndarray:
+    """`value` as an object array of SymPy objects (of the kind `dtype` asks for)."""
+    if isinstance(value, np.ndarray):
+        array = value.astype(object)
+    else:
+        array = np.empty((), dtype=object)
+        array[()] = value
+    array = _vectorize(_atom)(array) if array.size else array
+    if dtype is not None and array.size:
+        array = _vectorize(_as_truth if dtype == "bool" else _as_number)(array)
+    return array
+
+
+def _input(name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    options = {} if dtype == "bool" else {"real": True}
+    out = np.empty(shape, dtype=object)
+    for idx in np.ndindex(shape):
+        out[idx] = sp.Symbol("_".join([name, *map(str, idx)]), **options)
+    return out
+
+
+def _run(op: Op, args: list[np.ndarray], attrs: dict[str, Any]) -> Any:
+    if op.sympy is None:
+        return op.impl(np, *args, **attrs)
+    if op.elementwise:
+        return _vectorize(functools.partial(op.sympy, **attrs))(*args)
+    return op.sympy(*args, **attrs)
+
+
+def to_sympy(graph: Graph, symbols: Mapping[str, Any] | None = None) -> list[Any]:
+    """The graph's outputs as SymPy: object arrays, or a bare expression for a 0-d output.
+
+    >>> import sorix
+    >>> g = sorix.trace(lambda x, y: x**2 + y**2, 1.0, 2.0)
+    >>> to_sympy(g)
+    [x**2 + y**2]
+    """
+    symbols = dict(symbols or {})
+    values: dict[int, np.ndarray] = {}
+    for nid in graph.order():
+        node = graph.nodes[nid]
+        if node.op == "input":
+            name = node.params["name"]
+            values[nid] = (_objects(symbols[name], node.dtype) if name in symbols
+                           else _input(name, node.shape, node.dtype))
+            continue
+        if node.op == "const":
+            values[nid] = _objects(node.value)
+            continue
+        args = [values[a] for a in node.args]
+        try:
+            out = _run(OPS[node.op], args, node.params)
+        except TypeError:  # SymPy refused arithmetic on a Boolean: promote as numpy does
+            out = _run(OPS[node.op], [_vectorize(_as_number)(a) for a in args], node.params)
+        values[nid] = _objects(out, node.dtype)
+    return [values[o][()] if values[o].ndim == 0 else values[o] for o in graph.outputs]
+
+
+def to_latex(expr: Any) -> str:
+    """LaTeX for a SymPy expression (or an object array of them, as a matrix)."""
+    return sp.latex(sp.Array(expr.tolist()) if isinstance(expr, np.ndarray) else expr)

@@ -1,0 +1,64 @@
+"""fold_constants: a node whose arguments are all constants becomes one constant.
+
+Folding evaluates the op's own impl with numpy, keeps the node's dtype, and leaves a node
+alone when evaluating it would raise (the error then happens at run time, where the user
+expects it) or would materialize a large array that the graph holds more cheaply (a broadcast
+of a scalar stays a broadcast). Floating-point warnings are silenced: folding must not warn at
+compile time about what is only computed at run time.
+
+    %0 = const(2.0) : float64[]               %0 = input(name='x') : float64[]
+    %1 = const(3.0) : float64[]        ->     %1 = const(6.0) : float64[]
+    %2 = mul(%0, %1) : float64[]              %2 = mul(%0, %1) : float64[]
+    %3 = input(name='x') : float64[]          return (%2)
+    %4 = mul(%3, %2) : float64[]
+    return (%4)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sorix.ir.graph import Graph
+from sorix.ir.ops import OPS
+from sorix.ir.printing import canonical_names, format_node
+from sorix.passes.rebuild import Change, Rebuild
+
+#: Results with more elements than this are folded only when no argument is smaller.
+FOLD_SIZE_LIMIT = 1024
+
+
+def fold_constants(graph: Graph) -> Graph:
+    rebuild = Rebuild(graph)
+    names = canonical_names(graph)
+    for nid in graph.order():
+        node = graph.nodes[nid]
+        folded = _fold(rebuild, node) if node.args else None
+        if folded is None:
+            rebuild.copy(nid, node)
+            continue
+        rebuild.mapping[nid] = rebuild.builder.const(folded)
+        rebuild.changes.append(Change("folded", f"{names[nid]} = {format_node(node, names)}",
+                                      into=f"const({format_node_value(folded)})"))
+    return rebuild.finish()
+
+
+def _fold(rebuild: Rebuild, node) -> np.ndarray | None:  # noqa: ANN001
+    op = OPS[node.op]
+    args = [rebuild.node(rebuild.mapping[a]) for a in node.args]
+    if not op.pure or not all(a.is_constant for a in args):
+        return None
+    size = int(np.prod(node.shape))
+    if size > FOLD_SIZE_LIMIT and size > max(a.value.size for a in args):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            value = np.asarray(op.impl(np, *[a.value for a in args], **node.params))
+    except Exception:  # noqa: BLE001 - the same error will surface at run time
+        return None
+    return np.ascontiguousarray(value.astype(node.dtype, copy=False))
+
+
+def format_node_value(value: np.ndarray) -> str:
+    from sorix.ir.printing import format_value
+
+    return format_value(value)

@@ -1,0 +1,73 @@
+"""Rebuilding a graph node by node: the shared skeleton of the rewriting passes.
+
+A pass walks the old graph in topological order and decides, for each node, which node of the
+new graph stands for it (`mapping`). `Rebuild` keeps that mapping and the report of what
+changed, so each pass only states its decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sorix.ir.graph import Graph, GraphBuilder, Node
+
+
+@dataclass
+class Change:
+    """One thing a pass did: `kind` is 'removed', 'merged', 'folded' or 'rewritten'."""
+
+    kind: str
+    node: str  # the old node, as IR text
+    rule: str = ""
+    into: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.kind} {self.node}"
+        if self.rule:
+            text += f" by {self.rule}"
+        return text + (f" -> {self.into}" if self.into else "")
+
+
+@dataclass
+class Rebuild:
+    """A new graph under construction from an old one."""
+
+    old: Graph
+    intern: bool = False
+    builder: GraphBuilder = field(init=False)
+    mapping: dict[int, int] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.builder = GraphBuilder(intern=self.intern)
+        for nid in self.old.inputs:  # inputs first, in order, whatever their ids
+            self.copy(nid, self.old.nodes[nid])
+
+    def node(self, nid: int) -> Node:
+        """The new graph's record for new id `nid`."""
+        return self.builder.nodes[nid]
+
+    def copy(self, nid: int, node: Node) -> int:
+        """Add `node` (an old record) with its arguments mapped into the new graph."""
+        if nid in self.mapping:
+            return self.mapping[nid]
+        if node.op == "input":
+            new = self.builder.input(node.params["name"], node.shape, node.dtype)
+        elif node.op == "const":
+            new = self.builder.const(node.value)
+        else:
+            new = self.builder.add(node.op, [self.mapping[a] for a in node.args], node.attrs,
+                                   node.shape, node.dtype)
+        self.mapping[nid] = new
+        return new
+
+    def add(self, op: str, args: list[int], attrs: Any, shape: tuple[int, ...],
+            dtype: str) -> int:
+        return self.builder.add(op, args, attrs, shape, dtype)
+
+    def finish(self) -> Graph:
+        graph = self.builder.build(self.mapping[o] for o in self.old.outputs)
+        graph.meta = {k: v for k, v in self.old.meta.items() if k != "changes"}
+        graph.meta["changes"] = self.changes  # read (and removed) by the pass manager
+        return graph
