@@ -76,7 +76,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "compile", "hessian", "jacobian", "jit", "jvp", "optimize", "trace", "value_and_grad",
-    "vjp", "DType", "DTypeError", "GradError", "ShapeError", "SorixError", "Tensor", "abs", "arange",
+    "vjp", "DType", "DTypeError",
+    "GradError", "ShapeError", "SorixError", "Tensor", "abs", "arange",
     "bool_", "broadcast_to", "clip", "concatenate", "cos", "enable_grad", "exp", "eye",
     "float16", "float32", "float64", "full", "grad", "int32", "int64", "ir", "is_grad_enabled",
     "linspace", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min",

@@ -20,9 +20,8 @@ def broadcast(*shapes: Shape, **_: object) -> Shape:
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
-        raise ShapeError(
-            "shapes " + " and ".join(str(tuple(s)) for s in shapes) + " cannot be broadcast together"
-        ) from None
+        listed = " and ".join(str(tuple(s)) for s in shapes)
+        raise ShapeError(f"shapes {listed} cannot be broadcast together") from None
 
 
 def same(shape: Shape, **_: object) -> Shape:
@@ -90,7 +89,8 @@ def indexed(shape: Shape, index: tuple) -> Shape:
     try:
         return standin[_index(index)].shape
     except (IndexError, ValueError, TypeError) as e:
-        raise ShapeError(f"index {_index(index)!r} does not fit shape {tuple(shape)}: {e}") from None
+        raise ShapeError(
+            f"index {_index(index)!r} does not fit shape {tuple(shape)}: {e}") from None
 
 
 def concatenated(*shapes: Shape, axis: int) -> Shape:
