@@ -119,33 +119,35 @@ def is_grad_enabled() -> bool:
 class Tensor:
     """A multi-dimensional array that records the operations applied to it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "device", "_prev", "_ir", "_version",
-                 "_saved", "_freed", "_node", "_builder", "_shape", "_dtype", "__weakref__")
     __array_priority__ = 1000  # numpy defers `ndarray * tensor` to Tensor.__rmul__
+
+    # Class-level defaults: a result tensor sets only what differs, which keeps creating one
+    # (the cost every eager op and every compiled call pays) to a couple of attribute writes.
+    grad: Tensor | None = None
+    requires_grad = False
+    device = "cpu"
+    _prev: tuple[Tensor, ...] = ()
+    _ir: tuple[Op, dict[str, Any]] | None = None
+    _version = 0
+    _saved: tuple[int, ...] = ()
+    _freed = False
+    _node: int | None = None
+    _builder: GraphBuilder | None = None
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False,
                  device: str = "cpu") -> None:
-        self._init(_to_array(data, dtype), device)
+        self.data = _to_array(data, dtype)
+        if device != "cpu":
+            self.device = device
         if requires_grad:
             self.requires_grad_(True)
-
-    def _init(self, data: Any, device: str = "cpu") -> None:
-        self.data = data
-        self.grad: Tensor | None = None
-        self.requires_grad = False
-        self.device = device
-        self._prev: tuple[Tensor, ...] = ()
-        self._ir: tuple[Op, dict[str, Any]] | None = None
-        self._version = 0
-        self._saved: tuple[int, ...] = ()
-        self._freed = False
-        self._node: int | None = None
-        self._builder: GraphBuilder | None = None
 
     @classmethod
     def _wrap(cls, data: Any, device: str = "cpu") -> Tensor:
         t = cls.__new__(cls)
-        t._init(data, device)
+        t.data = data
+        if device != "cpu":
+            t.device = device
         return t
 
     @classmethod

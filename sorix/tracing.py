@@ -61,6 +61,27 @@ def unflatten(spec: Any, leaves: Sequence[Any]) -> Any:
     return kind(out) if kind is not list else out
 
 
+def rebuilder(spec: Any) -> Any:
+    """A function leaves -> structure for `spec`, planned once so each call is cheap."""
+    if spec is None:
+        return lambda leaves, start=0: leaves[start]
+    kind, parts = spec
+    if kind is dict:
+        keys, inner = parts
+        build_inner = rebuilder(inner)
+        return lambda leaves, start=0: dict(zip(keys, build_inner(leaves, start)))
+    plan, offset = [], 0
+    for count, sub in parts:
+        plan.append((offset, rebuilder(sub)))
+        offset += count
+    if all(sub is None for _, sub in parts):
+        if kind is tuple:
+            return lambda leaves, start=0: tuple(leaves[start:start + offset])
+        return lambda leaves, start=0: list(leaves[start:start + offset])
+    make = list if kind is list else kind
+    return lambda leaves, start=0: make([build(leaves, start + o) for o, build in plan])
+
+
 # abstract values ---------------------------------------------------------------------------
 
 

@@ -223,7 +223,7 @@ def test_nested_grad_and_jit_of_grad():
 def test_compile_checks_inputs_and_tracebacks_show_generated_lines():
     graph = sorix.trace(lambda x, y: sorix.log(x) @ y, np.ones((2, 2)), np.ones(2))
     compiled = sorix.compile(graph)
-    assert "xp.matmul" in compiled.source and compiled.graph is graph
+    assert "matmul(" in compiled.source and compiled.graph is graph
     assert "# %" in compiled.source
     with pytest.raises(sorix.SorixError, match=r"argument 'y' should be float64\[2\], got "
                                                r"float64\[3\]"):
@@ -236,7 +236,7 @@ def test_compile_checks_inputs_and_tracebacks_show_generated_lines():
     except ValueError as error:
         frames = traceback.extract_tb(error.__traceback__)
         generated = [f for f in frames if f.filename == program.filename]
-        assert generated and "xp.matmul" in generated[0].line
+        assert generated and "matmul(" in generated[0].line
         assert linecache.getline(program.filename, generated[0].lineno).strip()
 
 

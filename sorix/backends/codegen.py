@@ -64,6 +64,25 @@ def _identifier(name: str, taken: set[str]) -> str:
     return candidate
 
 
+_MODULE_CALL = re.compile(r"\bxp\.([A-Za-z_][A-Za-z0-9_]*)\(")
+
+
+def _prebind(expr: str, xp: Any, namespace: dict[str, Any], taken: set[str]) -> str:
+    """Call `xp.multiply(...)` as a module-level `multiply(...)`: one global lookup instead of
+    a global and an attribute lookup per call, which shows on small arrays."""
+
+    def bind(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if namespace.get(name) is not getattr(xp, name):
+            if name in taken:
+                return match.group(0)
+            namespace[name] = getattr(xp, name)
+            taken.add(name)
+        return f"{name}("
+
+    return _MODULE_CALL.sub(bind, expr)
+
+
 def generate(graph: Graph, xp: Any, fn_name: str = "compiled") -> Program:
     """Lower `graph` to a Python function over the array module `xp`."""
     namespace: dict[str, Any] = dict(KERNELS)
@@ -99,7 +118,8 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled") -> Program:
                 namespace[hoisted] = value
                 attr_sources[key] = hoisted
         names[nid] = f"v{nid}"
-        expr = OPS[node.op].lower([names[a] for a in node.args], attr_sources)
+        expr = _prebind(OPS[node.op].lower([names[a] for a in node.args], attr_sources),
+                        xp, namespace, taken)
         body.append(f"    {names[nid]} = {expr}  # {ir_names[nid]} = "
                     f"{format_node(node, ir_names)}")
         dead = sorted({a for a in node.args if last_use.get(a) == position and a not in keep

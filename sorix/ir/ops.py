@@ -301,7 +301,9 @@ def _clip_vjp(g: Any, a: Any, lo: float | None, hi: float | None) -> Any:
 
 
 def _reduction(name: str, vjp: VJP, dtype: Callable[..., str], sympy_fn: Any, **facts: Any) -> Op:
-    return Op(name, 1, f"xp.{name}({{0}}, axis={{axis}}, keepdims={{keepdims}})",
+    # The method spelling (`a.sum(...)`) costs less than `np.sum(a, ...)` on small arrays and
+    # reads the same for numpy and cupy arrays.
+    return Op(name, 1, f"{{0}}.{name}(axis={{axis}}, keepdims={{keepdims}})",
               shapes.reduced, dtype, vjp=vjp, attrs=("axis", "keepdims"), symbol=name,
               sympy=sympy_fn, **facts)
 

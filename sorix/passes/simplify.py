@@ -63,6 +63,13 @@ def _pow_one(rb: Rebuild, node: Node) -> int | None:
     return None
 
 
+def _square_as_product(rb: Rebuild, node: Node) -> int | None:
+    """x ** 2 -> x * x (what numpy computes for a square, without the exponent's conversion)."""
+    if node.params["exponent"] != 2:
+        return None
+    return rb.add("mul", [node.args[0], node.args[0]], (), node.shape, node.dtype)
+
+
 def _pow_of_pow(rb: Rebuild, node: Node) -> int | None:
     """(x ** a) ** n -> x ** (a n) for an integer n (exact: no branch of a root is lost)."""
     inner = rb.node(node.args[0])
@@ -108,7 +115,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "mul": (_identity_element(1.0, (0, 1)),),
     "div": (_identity_element(1.0, (1,)),),
     "neg": (_involution,),
-    "pow_scalar": (_pow_one, _pow_of_pow),
+    "pow_scalar": (_pow_one, _pow_of_pow, _square_as_product),
     "reshape": (_no_op_shape, _reshape_chain),
     "broadcast_to": (_no_op_shape,),
     "astype": (_no_op_shape,),
