@@ -101,6 +101,10 @@ def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grad
 
 
 def _check_versions(t: Tensor) -> None:
+    if t._version:
+        raise GradError(at_user_line(
+            f"the result of op {t._op!r} (shape {t.shape}) was changed in place after it was "
+            f"recorded, so its gradient rule would see wrong values"))
     for i, (parent, version) in enumerate(zip(t._prev, t._saved)):
         if parent._version != version:
             raise GradError(at_user_line(

@@ -46,13 +46,17 @@ def _edges(root: Tensor) -> list[tuple[Tensor, Tensor]]:
 def draw(root: Tensor, backward: bool = False) -> Digraph:
     """The seed's drawing: data on forward edges (left to right), grads on backward ones."""
     dot = Digraph(graph_attr={"rankdir": "RL" if backward else "LR"})
+    declared: set[str] = set()
 
     def node(t: Tensor) -> str:
-        if t._op:
-            dot.node(str(id(t)), t._op, **_OP)
-            return str(id(t))
-        dot.node(f"INPUT_{id(t)}", "", **_POINT)
-        return f"INPUT_{id(t)}"
+        name = str(id(t)) if t._op else f"INPUT_{id(t)}"
+        if name not in declared:
+            declared.add(name)
+            if t._op:
+                dot.node(name, t._op, **_OP)
+            else:
+                dot.node(name, "", **_POINT)
+        return name
 
     def edge(src: Tensor, dst: str, prefix: str = "") -> None:
         """An edge carrying `src` into `dst` (drawn the other way round going backward)."""

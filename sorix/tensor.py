@@ -95,12 +95,14 @@ class no_grad(contextlib.ContextDecorator):
     _enabled = False
 
     def __enter__(self) -> no_grad:
-        self._previous = _GradMode.enabled
+        # A stack, not one saved value: a decorated function may re-enter (recursion), and
+        # ContextDecorator reuses this one instance for every call.
+        self.__dict__.setdefault("_previous", []).append(_GradMode.enabled)
         _GradMode.enabled = self._enabled
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _GradMode.enabled = self._previous
+        _GradMode.enabled = self._previous.pop()
 
 
 class enable_grad(no_grad):
@@ -258,6 +260,8 @@ class Tensor:
             shape = ",".join(map(str, self.shape))
             return f"tensor(<traced %{self._node}: {self._dtype}[{shape}]>)"
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        if self.data.size == 0 and self.data.ndim > 1:
+            body += f", size={self.data.shape}"
         if self.dtype.name not in ("float32", "int64"):
             body += f", dtype={self.dtype!r}"
         if self.requires_grad:
@@ -282,9 +286,11 @@ class Tensor:
 
     def _mutate(self, what: str) -> np.ndarray:
         data = self._concrete(what)
-        if self.requires_grad and self.is_leaf and _GradMode.enabled:
-            raise GradError(f"{what} on a leaf tensor that requires grad; wrap the update in "
-                            f"`with sorix.no_grad():`")
+        if self.requires_grad and _GradMode.enabled:
+            kind = "a leaf tensor" if self.is_leaf else "a tensor recorded in a graph"
+            raise GradError(at_user_line(
+                f"{what} on {kind} that requires grad would make its gradient wrong; compute "
+                f"a new tensor instead, or wrap the update in `with sorix.no_grad():`"))
         self._version += 1
         return data
 
@@ -609,7 +615,8 @@ def _op_error(op: Op, operands: tuple[Tensor, ...], attrs: dict[str, Any],
 def _as_operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
     """Tensors as they are; numbers become constants of the tensors' kind (as numpy's weak
     scalars do, so `float32_tensor * 2.0` stays float32); arrays and lists become tensors."""
-    like = next((a for a in args if isinstance(a, Tensor)), None)
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    like = next((t for t in tensors if t.dtype.name != "bool"), tensors[0] if tensors else None)
     out = []
     for a in args:
         if isinstance(a, Tensor):

@@ -46,8 +46,10 @@ def _atom(value: Any) -> Any:
 
 
 def _as_number(e: Any) -> Any:
-    """numpy's bool -> 0/1 promotion, spelled in SymPy."""
-    return sp.Piecewise((sp.Integer(1), e), (sp.Integer(0), True)) if isinstance(e, Boolean) else e
+    """numpy's bool -> 0/1 promotion, spelled in SymPy (a Symbol is Boolean too, but a number)."""
+    if isinstance(e, Boolean) and not isinstance(e, sp.Expr):
+        return sp.Piecewise((sp.Integer(1), e), (sp.Integer(0), True))
+    return e
 
 
 def _as_truth(e: Any) -> Any:
@@ -56,8 +58,8 @@ def _as_truth(e: Any) -> Any:
 
 def _objects(value: Any, dtype: str | None = None) -> np.ndarray:
     """`value` as an object array of SymPy objects (of the kind `dtype` asks for)."""
-    if isinstance(value, np.ndarray):
-        array = value.astype(object)
+    if isinstance(value, (np.ndarray, list, tuple)):
+        array = np.array(value, dtype=object)
     else:
         array = np.empty((), dtype=object)
         array[()] = value

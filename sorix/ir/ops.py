@@ -310,7 +310,7 @@ def _reduction(name: str, vjp: VJP, dtype: Callable[..., str], sympy_fn: Any, **
 
 def _extremum_vjp(g: Any, out: Any, a: Any, axis: Any, keepdims: bool) -> tuple[Any]:
     """Split g evenly among the entries that attain the extremum."""
-    hits = call("astype", a == _expand(out, a.shape, axis, keepdims), dtype=a.dtype)
+    hits = call("astype", a == _expand(out, a.shape, axis, keepdims), dtype=a.dtype.name)
     count = call("sum", hits, axis=axis, keepdims=True)
     return (_expand(g, a.shape, axis, keepdims) * hits / count,)
 
