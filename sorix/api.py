@@ -102,8 +102,10 @@ class Transformed:
 
     def __init__(self, symbolic: Callable[..., Any], name: str, backend: str = "numpy",
                  static_argnums: Sequence[int] = (), static_argnames: Sequence[str] = (),
-                 passes: Sequence[Callable[[Graph], Graph]] | None = None) -> None:
+                 passes: Sequence[Callable[[Graph], Graph]] | None = None,
+                 named_like: Callable[..., Any] | None = None) -> None:
         self.symbolic = symbolic
+        self.named_like = named_like
         self.__name__ = name
         self.backend = backend
         self.static_argnums = tuple(static_argnums)
@@ -198,7 +200,8 @@ class Transformed:
         self._note_retrace(signature)
         self._last_signature = signature
         self.trace_count += 1
-        graph, out_spec = trace_tree(self.symbolic, args, kwargs, self.static_argnums)
+        graph, out_spec = trace_tree(self.symbolic, args, kwargs, self.static_argnums,
+                                     self.named_like)
         graph = optimize(graph, self.passes)
         entry = _Entry(_lower(graph, self.backend), out_spec, graph)
         self._cache[signature] = entry
@@ -345,7 +348,7 @@ def value_and_grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0,
         g = grads[0] if single else tuple(grads)
         return ((value, aux), g) if has_aux else (value, g)
 
-    return Transformed(symbolic, f"value_and_grad({_name(fn)})")
+    return Transformed(symbolic, f"value_and_grad({_name(fn)})", named_like=fn)
 
 
 def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
@@ -374,7 +377,7 @@ def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
         g = grads[0] if single else tuple(grads)
         return (g, aux) if has_aux else g
 
-    return Transformed(symbolic, f"grad({_name(fn)})")
+    return Transformed(symbolic, f"grad({_name(fn)})", named_like=fn)
 
 
 def vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], Any]]:
@@ -449,7 +452,7 @@ def jacobian(fn: Callable[..., Any], argnums: int = 0) -> Transformed:
         stacked = apply("stack", *rows, axis=0)
         return stacked.reshape(tuple(out_node.shape) + tuple(x.shape))
 
-    return Transformed(symbolic, f"jacobian({_name(fn)})")
+    return Transformed(symbolic, f"jacobian({_name(fn)})", named_like=fn)
 
 
 def hessian(fn: Callable[..., Any], argnums: int = 0) -> Transformed:

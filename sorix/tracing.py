@@ -128,10 +128,15 @@ def trace(fn: Callable[..., Any], *args: Any, static_argnums: Sequence[int] = ()
 
 
 def trace_tree(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
-               static_argnums: Sequence[int] = ()) -> tuple[Graph, Any]:
-    """Trace `fn`; return the graph and the structure of its outputs."""
+               static_argnums: Sequence[int] = (),
+               named_like: Callable[..., Any] | None = None) -> tuple[Graph, Any]:
+    """Trace `fn`; return the graph and the structure of its outputs.
+
+    Inputs are named after the parameters of `named_like` (default: `fn`), so the graph of a
+    transform of f speaks of f's arguments.
+    """
     builder = GraphBuilder()
-    names = _arg_names(fn, len(args))
+    names = _arg_names(named_like or fn, len(args))
     traced_args = []
     for i, arg in enumerate(args):
         if i in static_argnums:
