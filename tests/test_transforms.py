@@ -146,6 +146,7 @@ def test_fourth_derivative_matches_sympy():
         return sorix.sin(x) * sorix.exp(x) / (1 + x**2)
 
     d4 = sorix.grad(sorix.grad(sorix.grad(sorix.grad(f))))
+    assert d4(np.array(0.5)).shape == ()
     for point in (0.3, -1.2, 2.0):
         assert d4(np.float64(point)).item() == pytest.approx(float(expected.subs(s, point)),
                                                              rel=1e-9)

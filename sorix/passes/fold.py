@@ -55,7 +55,10 @@ def _fold(rebuild: Rebuild, node) -> np.ndarray | None:  # noqa: ANN001
             value = np.asarray(op.impl(np, *[a.value for a in args], **node.params))
     except Exception:  # noqa: BLE001 - the same error will surface at run time
         return None
-    return np.ascontiguousarray(value.astype(node.dtype, copy=False))
+    value = value.astype(node.dtype, copy=False)
+    if value.shape != node.shape:  # the op's shape rule is the contract; never fold past it
+        return None
+    return np.require(value, requirements="C")
 
 
 def format_node_value(value: np.ndarray) -> str:
