@@ -12,7 +12,6 @@ trace), it runs the symbolic rule directly: that is inlining, and it is why tran
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,18 +22,11 @@ from sorix.autodiff import grad_of_tensors
 from sorix.errors import SorixError, at_user_line
 from sorix.ir.graph import Graph
 from sorix.passes import grad as grad_pass
-from sorix.passes.manager import optimize
+from sorix.passes.manager import debug_level, optimize
 from sorix.tensor import Tensor, apply
 from sorix.tracing import Abstract, flatten, rebuilder, replay, trace_tree, unflatten
 
 BACKENDS = ("numpy",)
-
-
-def _debug_level() -> int:
-    try:
-        return int(os.environ.get("SORIX_DEBUG", "0"))
-    except ValueError:
-        return 0
 
 
 def _lower(graph: Graph, backend: str) -> Any:
@@ -60,7 +52,7 @@ class CompiledGraph:
         self.backend = backend
         self.program = _lower(graph, backend)
         self.source = self.program.source
-        if _debug_level() >= 3:
+        if debug_level() >= 3:
             print(f"[sorix] generated source:\n{self.source}")
 
     def __call__(self, *args: Any) -> Any:
@@ -157,7 +149,7 @@ class Transformed:
             reasons.append(f"{len(previous)} arguments -> {len(signature)} arguments")
         message = f"{self.__name__} retraced: " + "; ".join(reasons or ["new signature"])
         self._retraces.append(message)
-        if _debug_level() >= 1:
+        if debug_level() >= 1:
             print(f"[sorix] {message}")
 
     # calling ---------------------------------------------------------------------------------

@@ -160,6 +160,8 @@ def _build() -> dict[str, list[Sample]]:
         "neg": _unary(normal),
         "exp": _unary(normal),
         "log": _unary(lambda *s: uniform(0.3, 3.0, *s)),
+        "log1p": _unary(lambda *s: uniform(-0.7, 3.0, *s)),
+        "softplus": _unary(lambda *s: normal(*s, scale=3.0)),
         "sqrt": _unary(lambda *s: uniform(0.3, 3.0, *s)),
         "sin": _unary(lambda *s: normal(*s, scale=2.0)),
         "cos": _unary(lambda *s: normal(*s, scale=2.0)),

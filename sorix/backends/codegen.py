@@ -110,8 +110,13 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled") -> Program:
             namespace[names[nid]] = node.value
             continue
         attr_sources = {}
+        runtime = OPS[node.op].runtime
         for key, value in node.attrs:
-            if _is_literal(value):
+            if key in runtime:  # converted once, here, rather than on every call
+                hoisted = f"k{nid}_{key}"
+                namespace[hoisted] = runtime[key](value)
+                attr_sources[key] = hoisted
+            elif _is_literal(value):
                 attr_sources[key] = repr(value)
             else:
                 hoisted = f"k{nid}_{key}"

@@ -171,6 +171,12 @@ class Graph:
             if nid not in self.nodes:
                 raise SorixError(f"input or output %{nid} is not a node of the graph")
 
+    def to_dot(self):  # noqa: ANN201 - graphviz.Digraph, imported lazily
+        """A graphviz.Digraph of this graph (see `sorix.export.dot`)."""
+        from sorix.export.dot import to_dot
+
+        return to_dot(self)
+
     def __str__(self) -> str:
         from sorix.ir.printing import format_graph
 

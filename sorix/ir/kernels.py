@@ -8,6 +8,7 @@ takes the array module ``xp`` (numpy or cupy) first and never imports one itself
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
@@ -52,6 +53,14 @@ def _cast(xp: Any, x: Any, dtype: str) -> Any:
     return xp.asarray(x).astype(dtype, copy=False)
 
 
+def _fused(xp: Any, args: list[Any], body: tuple, results: tuple[int, ...],
+           shape: tuple[int, ...], dtypes: tuple[str, ...]) -> tuple[Any, ...]:
+    """Run a fused elementwise cluster (see `sorix.backends.fused`)."""
+    from sorix.backends.fused import run
+
+    return run(xp, args, body, results, shape, dtypes)
+
+
 KERNELS = {
     "_logsumexp": _logsumexp,
     "_softmax": _softmax,
@@ -59,14 +68,17 @@ KERNELS = {
     "_sigmoid": _sigmoid,
     "_scatter_add": _scatter_add,
     "_cast": _cast,
+    "_fused": _fused,
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def _index(spec: tuple) -> tuple:
     """Turn a canonical index (plain, hashable data) into what numpy and cupy index with.
 
     Canonical items: an int, None, Ellipsis, ('s', start, stop, step) for a slice and
-    ('a', shape, flat values) for an integer array.
+    ('a', shape, flat values) for an integer array. Cached: generated code indexes with the
+    same spec on every call. The arrays it returns are shared, so they are made read-only.
     """
     import numpy as np
 
@@ -75,7 +87,9 @@ def _index(spec: tuple) -> tuple:
         if isinstance(item, tuple) and item[0] == "s":
             out.append(slice(*item[1:]))
         elif isinstance(item, tuple) and item[0] == "a":
-            out.append(np.asarray(item[2], dtype=np.int64).reshape(item[1]))
+            array = np.asarray(item[2], dtype=np.int64).reshape(item[1])
+            array.flags.writeable = False
+            out.append(array)
         else:
             out.append(item)
     return tuple(out)

@@ -45,9 +45,12 @@ class Op:
     latex: str = ""  # ... and as LaTeX
     symbol: str = ""  # what an eager tensor's `_op` shows ('*', '**{exponent}', 'sum')
     attrs: tuple[str, ...] = ()
+    #: attributes stored as plain data but used in another form at run time (attr -> converter)
+    runtime: dict[str, Callable[[Any], Any]] = field(default_factory=dict, compare=False)
     elementwise: bool = False
     commutative: bool = False
     pure: bool = True
+    internal: bool = False  # made only by passes (fused kernels), never by the front end
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -80,7 +83,17 @@ def _compile_impl(op: Op) -> Callable[..., Any]:
         body = op.source.format(*names, **{a: a for a in op.attrs})
     attrs = "".join(f", {a}" for a in op.attrs)
     namespace = dict(KERNELS)
-    return eval(f"lambda xp, {params}{attrs}: {body}", namespace)  # noqa: S307 (our own table)
+    impl = eval(f"lambda xp, {params}{attrs}: {body}", namespace)  # noqa: S307 (our own table)
+    if not op.runtime:
+        return impl
+    converters = op.runtime
+
+    def converting(xp: Any, *args: Any, **attrs: Any) -> Any:
+        for key, convert in converters.items():
+            attrs[key] = convert(attrs[key])
+        return impl(xp, *args, **attrs)
+
+    return converting
 
 
 OPS: dict[str, Op] = {}
@@ -243,6 +256,13 @@ _register(
            sympy=sp.exp, text="d exp(a) = exp(a) da", latex=r"d\,e^{a} = e^{a}\,da"),
     _unary("log", "xp.log({0})", rule="logarithm rule", vjp=lambda g, out, a: (g / a,),
            sympy=sp.log, text="d log(a) = da / a", latex=r"d\ln a = \frac{da}{a}"),
+    _unary("log1p", "xp.log1p({0})", rule="logarithm rule",
+           vjp=lambda g, out, a: (g / (1.0 + a),), sympy=lambda a: sp.log(1 + a),
+           text="d log(1 + a) = da / (1 + a)", latex=r"d\ln(1 + a) = \frac{da}{1 + a}"),
+    _unary("softplus", "xp.logaddexp({0}, 0)", rule="softplus rule",
+           vjp=lambda g, out, a: (g * call("sigmoid", a),), sympy=lambda a: sp.log(1 + sp.exp(a)),
+           text="d log(1 + exp(a)) = sigmoid(a) da",
+           latex=r"d\ln(1 + e^{a}) = \sigma(a)\,da"),
     _unary("sqrt", "xp.sqrt({0})", rule="square root rule",
            vjp=lambda g, out, a: (g * 0.5 / out,), sympy=sp.sqrt,
            text="d sqrt(a) = da / (2 sqrt(a))", latex=r"d\sqrt{a} = \frac{da}{2\sqrt{a}}"),
@@ -408,12 +428,14 @@ _register(
        attrs=("shape",), symbol="broadcast_to", rule="broadcast rule",
        vjp=lambda g, out, a, shape: (g,),  # summing back to a's shape is the central un-broadcast
        text="d broadcast(a) = broadcast(da)", latex=r"d\,\mathrm{bcast}(a) = \mathrm{bcast}(da)"),
-    Op("getitem", 1, "{0}[_index({index})]", shapes.indexed, shapes.first, attrs=("index",),
+    Op("getitem", 1, "{0}[{index}]", shapes.indexed, shapes.first, attrs=("index",),
+       runtime={"index": KERNELS["_index"]},
        symbol="getitem", rule="indexing rule",
        vjp=lambda g, out, a, index: (call("scatter_add", g, index=index, shape=a.shape),),
        text="d a[i] = da[i]", latex=r"d\,a_{[i]} = da_{[i]}"),
-    Op("scatter_add", 1, "_scatter_add(xp, {0}, _index({index}), {shape})",
+    Op("scatter_add", 1, "_scatter_add(xp, {0}, {index}, {shape})",
        lambda s, index, shape: tuple(shape), shapes.first, attrs=("index", "shape"),
+       runtime={"index": KERNELS["_index"]},
        symbol="scatter_add", rule="scatter rule",
        vjp=lambda g, out, a, index, shape: (call("getitem", g, index=index),),
        text="d scatter(a) = scatter(da)", latex=r"d\,\mathrm{scatter}(a) = \mathrm{scatter}(da)"),
@@ -424,4 +446,22 @@ _register(
     Op("stack", None, "xp.stack([{args}], axis={axis})", shapes.stacked, shapes.promote,
        attrs=("axis",), symbol="stack", vjp=_stack_vjp, rule="stacking rule",
        text="d stack(a, b) = stack(da, db)", latex=r"d\,[a, b] = [da, db]"),
+)
+
+
+# kernels made by the optimizer ---------------------------------------------------------------
+
+_register(
+    # A fused elementwise cluster (built by `sorix.passes.fuse`, never by the front end). Its
+    # value is a tuple of arrays, one per result; `unpack` takes them out. `body` lists the
+    # cluster's nodes as (op, argument refs, attrs, dtype): a ref below the number of inputs
+    # names an input, above it an earlier body entry.
+    Op("fused", None, "_fused(xp, [{args}], {body}, {results}, {shape}, {dtypes})",
+       lambda *shapes_, body, results, shape, dtypes: tuple(shape),
+       lambda *dtypes_, body, results, shape, dtypes: "tuple",
+       attrs=("body", "results", "shape", "dtypes"), symbol="fused", internal=True,
+       rule="no derivative (differentiate before fusing)"),
+    Op("unpack", 1, "{0}[{index}]", lambda s, index, shape, dtype: tuple(shape),
+       lambda d, index, shape, dtype: dtype, attrs=("index", "shape", "dtype"), internal=True,
+       symbol="unpack", rule="no derivative (differentiate before fusing)"),
 )

@@ -1,8 +1,8 @@
 """The pass pipeline: the compiler's plan, run to a fixed point, verified and reported.
 
-`DEFAULT_PIPELINE` names every pass in the order they run. `optimize` repeats the pipeline
-while it keeps shrinking the graph, verifies the graph after every pass (naming the pass that
-broke an invariant), and attaches a report - data, not text - to the result as
+`DEFAULT_PIPELINE` names every pass in the order they run; a `Fixpoint` repeats its
+passes while they keep shrinking the graph. `optimize` verifies the graph after every pass
+(naming the pass that broke an invariant), and attaches a report - data, not text - to the result as
 `graph.meta["report"]`: one `PassReport` per pass run, with node counts, time and changes.
 """
 
@@ -18,20 +18,25 @@ from sorix.ir.graph import Graph
 from sorix.passes.cse import eliminate_common_subexpressions
 from sorix.passes.dce import eliminate_dead_code
 from sorix.passes.fold import fold_constants
+from sorix.passes.fuse import fuse
 from sorix.passes.rebuild import Change
 from sorix.passes.simplify import simplify
 
 Pass = Callable[[Graph], Graph]
 
-DEFAULT_PIPELINE: tuple[Pass, ...] = (
-    fold_constants,
-    simplify,
-    eliminate_common_subexpressions,
-    eliminate_dead_code,
-)
 
-#: The pipeline runs again while it removes nodes, at most this many times.
-MAX_ROUNDS = 4
+@dataclass(frozen=True)
+class Fixpoint:
+    """Run `passes` in order, again and again while a round shrinks the graph."""
+
+    passes: tuple[Pass, ...]
+    max_rounds: int = 4
+
+
+DEFAULT_PIPELINE: tuple[Pass | Fixpoint, ...] = (
+    Fixpoint((fold_constants, simplify, eliminate_common_subexpressions, eliminate_dead_code)),
+    fuse,
+)
 
 
 @dataclass
@@ -47,31 +52,69 @@ class PassReport:
                 f"{len(self.changes)} changes, {self.seconds * 1e3:.2f} ms")
 
 
-def optimize(graph: Graph, passes: Sequence[Pass] | None = None) -> Graph:
-    """Run `passes` (default: DEFAULT_PIPELINE) to a fixed point; the report is in meta."""
+def optimize(graph: Graph, passes: Sequence[Pass | Fixpoint] | None = None) -> Graph:
+    """Run `passes` (default: DEFAULT_PIPELINE); the per-pass report is in meta["report"]."""
     pipeline = DEFAULT_PIPELINE if passes is None else tuple(passes)
-    debug = int(os.environ.get("SORIX_DEBUG", "0") or 0)
     reports: list[PassReport] = []
-    for _ in range(MAX_ROUNDS):
-        start_size = len(graph)
-        for run in pipeline:
-            before = len(graph)
-            started = time.perf_counter()
-            result = run(graph)
-            elapsed = time.perf_counter() - started
-            try:
-                result.verify()
-            except SorixError as error:
-                raise SorixError(f"pass {run.__name__} produced an invalid graph: "
-                                 f"{error}") from error
-            changes = result.meta.pop("changes", [])
-            reports.append(PassReport(run.__name__, before, len(result), elapsed, changes))
-            if debug >= 1:
-                print(f"[sorix] {reports[-1]}")
-            if debug >= 2:
-                print(result)
-            graph = result
-        if len(graph) >= start_size:
-            break
+    for step in pipeline:
+        if isinstance(step, Fixpoint):
+            for _ in range(step.max_rounds):
+                start_size = len(graph)
+                for run in step.passes:
+                    graph = _run(run, graph, reports)
+                if len(graph) >= start_size:
+                    break
+        else:
+            graph = _run(step, graph, reports)
     graph.meta["report"] = reports
+    _dump(graph)
     return graph
+
+
+def _run(run: Pass, graph: Graph, reports: list[PassReport]) -> Graph:
+    """One pass: time it, verify its result (naming the pass that broke it), report it."""
+    before = len(graph)
+    started = time.perf_counter()
+    result = run(graph)
+    elapsed = time.perf_counter() - started
+    try:
+        result.verify()
+    except SorixError as error:
+        raise SorixError(f"pass {run.__name__} produced an invalid graph: {error}") from error
+    changes = result.meta.pop("changes", [])
+    reports.append(PassReport(run.__name__, before, len(result), elapsed, changes))
+    level = debug_level()
+    if level >= 1:
+        print(f"[sorix] {reports[-1]}")
+    if level >= 2:
+        print(result)
+    stage = len(reports)
+    dump_dir = os.environ.get("SORIX_DUMP")
+    if dump_dir:
+        _write_stage(dump_dir, f"{stage:02d}-{run.__name__}", result)
+    return result
+
+
+def debug_level() -> int:
+    """SORIX_DEBUG: 1 prints each pass's report line, 2 also the IR after it, 3 the source."""
+    try:
+        return int(os.environ.get("SORIX_DEBUG", "0") or 0)
+    except ValueError:
+        return 0
+
+
+def _dump(graph: Graph) -> None:
+    dump_dir = os.environ.get("SORIX_DUMP")
+    if dump_dir:
+        _write_stage(dump_dir, "final", graph)
+
+
+def _write_stage(directory: str, name: str, graph: Graph) -> None:
+    """SORIX_DUMP=dir: each stage as IR text and as Graphviz DOT."""
+    from sorix.export.dot import to_dot
+
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, f"{name}.txt"), "w") as f:
+        f.write(str(graph) + "\n")
+    with open(os.path.join(directory, f"{name}.dot"), "w") as f:
+        f.write(to_dot(graph).source)

@@ -1,9 +1,12 @@
 """simplify: algebraic rewrites, as a table of rules keyed by op.
 
-A rule sees a node whose arguments are already in the new graph and returns the id of an
-equivalent new node, or None. Every rule is exact for every input, NaN and inf included, and
-keeps the node's shape and dtype: `x * 1` becomes `x` only where no broadcasting hides behind
-the multiplication, and `x * 0` is left alone (it is NaN for x = inf).
+A rule sees a node whose arguments already live in the new graph and returns the id of an
+equivalent new node, or None. Rules keep the node's shape and dtype, and they are exact for
+every input, NaN and inf included, except where a rewrite is *more* accurate than the original
+(`log(exp(x)) -> x` does not overflow for x = 1000; `log(1 + x) -> log1p(x)` keeps the low bits).
+Rewrites that could turn a NaN into a number are left out: `x * 0` (inf * 0 is NaN), `x - x`,
+and quotients of powers of one base (`x**3 / x**2` at x = 0 or inf); products of powers are
+combined only when the exponents share a sign.
 
     %0 = input(name='x') : float64[3]         %0 = input(name='x') : float64[3]
     %1 = const(1.0) : float64[]        ->     %1 = neg(%0) : float64[3]
@@ -16,82 +19,379 @@ the multiplication, and `x * 0` is left alone (it is NaN for x = inf).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from sorix.ir.graph import Graph, Node, freeze_attrs
+from sorix.ir.ops import OPS
 from sorix.ir.printing import canonical_names, format_node
 from sorix.passes.rebuild import Change, Rebuild
 
 Rule = Callable[[Rebuild, Node], "int | None"]
 
 
-def _is_scalar_const(node: Node, value: float) -> bool:
-    return node.is_constant and node.value.size > 0 and bool(np.all(node.value == value))
+# matching helpers ----------------------------------------------------------------------------
 
 
-def _same_type(rb: Rebuild, nid: int, node: Node) -> bool:
+def scalar_value(rb: Rebuild, nid: int) -> float | None:
+    """The one value of a constant (or a broadcast of one) whose elements are all equal."""
+    node = rb.node(nid)
+    while node.op == "broadcast_to":
+        node = rb.node(node.args[0])
+    if not node.is_constant or node.value.size == 0:
+        return None
+    flat = node.value.reshape(-1)
+    first = flat[0]
+    if not np.all(flat == first) or not np.isfinite(first):
+        return None
+    return first.item()
+
+
+def _fits(rb: Rebuild, nid: int, node: Node) -> bool:
+    """Whether new node `nid` can stand for `node` unchanged: same shape and dtype."""
     arg = rb.node(nid)
     return arg.shape == node.shape and arg.dtype == node.dtype
 
 
-def _identity_element(value: float, positions: tuple[int, ...]) -> Rule:
-    """x op e -> x, for the identity element e of op at the given operand positions."""
+def emit(rb: Rebuild, op: str, *args: int, **attrs: Any) -> int:
+    """Add `op(*args, **attrs)` to the new graph, its shape and dtype from the op table."""
+    records = [rb.node(a) for a in args]
+    shape = OPS[op].shape(*[r.shape for r in records], **attrs)
+    dtype = OPS[op].dtype(*[r.dtype for r in records], **attrs)
+    return rb.add(op, list(args), freeze_attrs(attrs), shape, dtype)
 
-    def rule(rb: Rebuild, node: Node) -> int | None:
-        for pos in positions:
-            other = node.args[1 - pos]
-            if _is_scalar_const(rb.node(node.args[pos]), value) and _same_type(rb, other, node):
-                return other
+
+def constant(rb: Rebuild, value: float, dtype: str) -> int:
+    return rb.builder.const(np.asarray(value, dtype=dtype))
+
+
+def _power(rb: Rebuild, nid: int) -> tuple[int, float]:
+    """(base, exponent) reading x as x**1, mul(x, x) as x**2 and pow_scalar as it is."""
+    node = rb.node(nid)
+    if node.op == "pow_scalar":
+        return node.args[0], node.params["exponent"]
+    if node.op == "mul" and node.args[0] == node.args[1]:
+        return node.args[0], 2
+    return nid, 1
+
+
+def _scaled(rb: Rebuild, nid: int) -> tuple[int, float]:
+    """(term, coefficient) reading c * x as (x, c) and x as (x, 1)."""
+    node = rb.node(nid)
+    if node.op == "mul":
+        for pos in (0, 1):
+            c = scalar_value(rb, node.args[pos])
+            if c is not None:
+                return node.args[1 - pos], c
+    return nid, 1.0
+
+
+_POSITIVE = {"exp", "sigmoid", "softmax"}
+
+
+def _positive(rb: Rebuild, nid: int) -> bool:
+    node = rb.node(nid)
+    if node.is_constant:
+        return bool(np.all(node.value > 0))
+    return node.op in _POSITIVE
+
+
+# rules ---------------------------------------------------------------------------------------
+
+
+def _identity_element(rb: Rebuild, node: Node, value: float,
+                      positions: tuple[int, ...]) -> int | None:
+    """The other operand, where the operand at one of `positions` is the constant `value`."""
+    for pos in positions:
+        other = node.args[1 - pos]
+        if scalar_value(rb, node.args[pos]) == value and _fits(rb, other, node):
+            return other
+    return None
+
+
+def _add_identity(rb: Rebuild, node: Node) -> int | None:
+    """x + 0 -> x."""
+    return _identity_element(rb, node, 0.0, (0, 1))
+
+
+def _sub_identity(rb: Rebuild, node: Node) -> int | None:
+    """x - 0 -> x."""
+    return _identity_element(rb, node, 0.0, (1,))
+
+
+def _mul_identity(rb: Rebuild, node: Node) -> int | None:
+    """x * 1 -> x."""
+    return _identity_element(rb, node, 1.0, (0, 1))
+
+
+def _div_identity(rb: Rebuild, node: Node) -> int | None:
+    """x / 1 -> x."""
+    return _identity_element(rb, node, 1.0, (1,))
+
+
+def _mul_minus_one(rb: Rebuild, node: Node) -> int | None:
+    """x * -1 -> -x."""
+    for pos in (0, 1):
+        other = node.args[1 - pos]
+        if scalar_value(rb, node.args[pos]) == -1.0 and _fits(rb, other, node):
+            return emit(rb, "neg", other)
+    return None
+
+
+def _zero_minus(rb: Rebuild, node: Node) -> int | None:
+    """0 - x -> -x."""
+    if scalar_value(rb, node.args[0]) == 0.0 and _fits(rb, node.args[1], node):
+        return emit(rb, "neg", node.args[1])
+    return None
+
+
+def _add_negation(rb: Rebuild, node: Node) -> int | None:
+    """x + (-y) -> x - y."""
+    a, b = node.args
+    if rb.node(b).op == "neg":
+        return emit(rb, "sub", a, rb.node(b).args[0])
+    if rb.node(a).op == "neg":
+        return emit(rb, "sub", b, rb.node(a).args[0])
+    return None
+
+
+def _sub_negation(rb: Rebuild, node: Node) -> int | None:
+    """x - (-y) -> x + y."""
+    a, b = node.args
+    if rb.node(b).op == "neg":
+        return emit(rb, "add", a, rb.node(b).args[0])
+    return None
+
+
+def _like_terms(rb: Rebuild, node: Node) -> int | None:
+    """a x + b x -> (a + b) x, for constant a and b (x + x -> 2 x)."""
+    (x, a), (y, b) = (_scaled(rb, arg) for arg in node.args)
+    if x != y or not _fits(rb, x, node):
         return None
+    return emit(rb, "mul", x, constant(rb, a + b, node.dtype))
 
-    rule.__name__ = f"identity element {value:g}"
-    return rule
+
+def _common_factor(rb: Rebuild, node: Node) -> int | None:
+    """y a + y b -> y (a + b) (and likewise for -): one product instead of two."""
+    a, b = (rb.node(arg) for arg in node.args)
+    if a.op != "mul" or b.op != "mul":
+        return None
+    for shared in set(a.args) & set(b.args):
+        rest_a = a.args[1] if a.args[0] == shared else a.args[0]
+        rest_b = b.args[1] if b.args[0] == shared else b.args[0]
+        inner = emit(rb, node.op, rest_a, rest_b)
+        if rb.node(inner).shape == node.shape or _fits(rb, shared, node):
+            new = emit(rb, "mul", shared, inner)
+            if _fits(rb, new, node):
+                return new
+    return None
+
+
+def _negated_factors(rb: Rebuild, node: Node) -> int | None:
+    """(-a) * (-b) -> a * b, and (-a) * b -> -(a * b), so negations meet and cancel."""
+    a, b = (rb.node(arg) for arg in node.args)
+    if a.op == "neg" and b.op == "neg":
+        return emit(rb, "mul", a.args[0], b.args[0])
+    if a.op == "neg" or b.op == "neg":
+        inner = [n.args[0] if n.op == "neg" else arg for n, arg in zip((a, b), node.args)]
+        return emit(rb, "neg", emit(rb, "mul", *inner))
+    return None
+
+
+def _constant_factors(rb: Rebuild, node: Node) -> int | None:
+    """c1 * (c2 * x) -> (c1 c2) * x."""
+    for pos in (0, 1):
+        c1 = scalar_value(rb, node.args[pos])
+        inner = rb.node(node.args[1 - pos])
+        if c1 is None or inner.op != "mul":
+            continue
+        x, c2 = _scaled(rb, node.args[1 - pos])
+        if x != node.args[1 - pos] and _fits(rb, x, node):
+            return emit(rb, "mul", x, constant(rb, c1 * c2, node.dtype))
+    return None
+
+
+def _product_of_powers(rb: Rebuild, node: Node) -> int | None:
+    """x**a * x**b -> x**(a + b), for exponents of one sign (x * x stays as it is)."""
+    (x, a), (y, b) = (_power(rb, arg) for arg in node.args)
+    if x != y or (a, b) == (1, 1) or a * b <= 0 or not _fits(rb, x, node):
+        return None
+    return _pow(rb, x, a + b)
+
+
+def _pow(rb: Rebuild, x: int, exponent: float) -> int:
+    if exponent == 1:
+        return x
+    if exponent == 2:
+        return emit(rb, "mul", x, x)
+    if isinstance(exponent, float) and exponent.is_integer():
+        exponent = int(exponent)
+    return emit(rb, "pow_scalar", x, exponent=exponent)
+
+
+def _negated_scaling(rb: Rebuild, node: Node) -> int | None:
+    """-(c * x) -> (-c) * x: the constant absorbs the negation."""
+    x, c = _scaled(rb, node.args[0])
+    if x == node.args[0] or not _fits(rb, x, node):
+        return None
+    return emit(rb, "mul", x, constant(rb, -c, node.dtype))
+
+
+def _scatters(rb: Rebuild, node: Node) -> int | None:
+    """scatter(a, i) + scatter(b, i) -> scatter(a + b, i): one scatter instead of two."""
+    a, b = (rb.node(arg) for arg in node.args)
+    if a.op != "scatter_add" or b.op != "scatter_add" or a.attrs != b.attrs:
+        return None
+    if rb.node(a.args[0]).shape != rb.node(b.args[0]).shape:
+        return None
+    inner = emit(rb, node.op, a.args[0], b.args[0])
+    merged = emit(rb, "scatter_add", inner, **a.params)
+    return merged if _fits(rb, merged, node) else None
 
 
 def _involution(rb: Rebuild, node: Node) -> int | None:
-    """neg(neg(x)) -> x."""
+    """-(-x) -> x."""
     inner = rb.node(node.args[0])
     return inner.args[0] if inner.op == node.op else None
 
 
-def _pow_one(rb: Rebuild, node: Node) -> int | None:
-    """x ** 1 -> x."""
-    if node.params["exponent"] == 1 and _same_type(rb, node.args[0], node):
-        return node.args[0]
-    return None
-
-
-def _square_as_product(rb: Rebuild, node: Node) -> int | None:
-    """x ** 2 -> x * x (what numpy computes for a square, without the exponent's conversion)."""
-    if node.params["exponent"] != 2:
+def _small_exponents(rb: Rebuild, node: Node) -> int | None:
+    """x**1 -> x, x**2 -> x * x, x**0 -> 1 (numpy's nan**0 is 1 too), x**0.5 -> sqrt(x)."""
+    n, x = node.params["exponent"], node.args[0]
+    if not _fits(rb, x, node):
         return None
-    return rb.add("mul", [node.args[0], node.args[0]], (), node.shape, node.dtype)
+    if n == 0:
+        return emit(rb, "broadcast_to", constant(rb, 1, node.dtype), shape=node.shape)
+    if n == 0.5:
+        return emit(rb, "sqrt", x)
+    return _pow(rb, x, n) if n in (1, 2) else None
 
 
 def _pow_of_pow(rb: Rebuild, node: Node) -> int | None:
-    """(x ** a) ** n -> x ** (a n) for an integer n (exact: no branch of a root is lost)."""
-    inner = rb.node(node.args[0])
+    """(x**a)**n -> x**(a n) for integers a and n (no branch of a root is lost)."""
+    x, a = _power(rb, node.args[0])
     n = node.params["exponent"]
-    if inner.op != "pow_scalar" or not isinstance(n, int):
+    if x == node.args[0] or not isinstance(n, int) or not float(a).is_integer():
         return None
-    exponent = inner.params["exponent"] * n
-    return rb.add("pow_scalar", [inner.args[0]], freeze_attrs({"exponent": exponent}),
-                  node.shape, node.dtype)
+    return _pow(rb, x, a * n)
 
 
-def _no_op_shape(rb: Rebuild, node: Node) -> int | None:
-    """reshape / broadcast_to / astype to what the argument already is -> the argument."""
-    return node.args[0] if _same_type(rb, node.args[0], node) else None
-
-
-def _reshape_chain(rb: Rebuild, node: Node) -> int | None:
-    """reshape(reshape(x)) -> reshape(x)."""
+def _exp_of_log(rb: Rebuild, node: Node) -> int | None:
+    """exp(log(x)) -> x where x is known positive (elsewhere log gives NaN)."""
     inner = rb.node(node.args[0])
-    if inner.op != "reshape":
+    if inner.op == "log" and _positive(rb, inner.args[0]) and _fits(rb, inner.args[0], node):
+        return inner.args[0]
+    return None
+
+
+def _log_of_exp(rb: Rebuild, node: Node) -> int | None:
+    """log(exp(x)) -> x (and no overflow for large x)."""
+    inner = rb.node(node.args[0])
+    if inner.op == "exp" and _fits(rb, inner.args[0], node):
+        return inner.args[0]
+    return None
+
+
+def _log1p(rb: Rebuild, node: Node) -> int | None:
+    """log(1 + x) -> log1p(x), accurate for small x."""
+    inner = rb.node(node.args[0])
+    if inner.op != "add":
         return None
-    return rb.add("reshape", [inner.args[0]], node.attrs, node.shape, node.dtype)
+    for pos in (0, 1):
+        x = inner.args[1 - pos]
+        if scalar_value(rb, inner.args[pos]) == 1.0 and _fits(rb, x, node):
+            return emit(rb, "log1p", x)
+    return None
+
+
+def _log_sigmoid(rb: Rebuild, node: Node) -> int | None:
+    """log(sigmoid(x)) -> -softplus(-x), finite where sigmoid underflows to 0."""
+    inner = rb.node(node.args[0])
+    if inner.op != "sigmoid":
+        return None
+    return emit(rb, "neg", emit(rb, "softplus", emit(rb, "neg", inner.args[0])))
+
+
+def _log_sum_exp(rb: Rebuild, node: Node) -> int | None:
+    """log(sum(exp(x))) -> logsumexp(x), which neither overflows nor underflows."""
+    total = rb.node(node.args[0])
+    if total.op != "sum" or rb.node(total.args[0]).op != "exp":
+        return None
+    x = rb.node(total.args[0]).args[0]
+    return emit(rb, "logsumexp", x, **total.params)
+
+
+def _log_softmax(rb: Rebuild, node: Node) -> int | None:
+    """log(softmax(x)) -> log_softmax(x)."""
+    inner = rb.node(node.args[0])
+    if inner.op != "softmax":
+        return None
+    return emit(rb, "log_softmax", inner.args[0], **inner.params)
+
+
+def _softmax(rb: Rebuild, node: Node) -> int | None:
+    """exp(x) / sum(exp(x), axis, keepdims=True) -> softmax(x, axis): shifted, so stable."""
+    num, den = (rb.node(a) for a in node.args)
+    if num.op != "exp" or den.op != "sum" or den.args[0] != node.args[0]:
+        return None
+    axis, keepdims = den.params["axis"], den.params["keepdims"]
+    if not keepdims or axis is None or len(axis) != 1 or not _fits(rb, node.args[0], node):
+        return None
+    return emit(rb, "softmax", num.args[0], axis=axis[0])
+
+
+def _minus_logsumexp(rb: Rebuild, node: Node) -> int | None:
+    """x - logsumexp(x, axis, keepdims=True) -> log_softmax(x, axis)."""
+    x, lse = node.args[0], rb.node(node.args[1])
+    if lse.op != "logsumexp" or lse.args[0] != x or not lse.params["keepdims"]:
+        return None
+    axis = lse.params["axis"]
+    if axis is None or len(axis) != 1 or not _fits(rb, x, node):
+        return None
+    return emit(rb, "log_softmax", x, axis=axis[0])
+
+
+def _sum_of_broadcast(rb: Rebuild, node: Node) -> int | None:
+    """sum(broadcast_to(x)) -> sum(x) * (copies per element), summing over everything."""
+    inner = rb.node(node.args[0])
+    if inner.op != "broadcast_to" or node.params["axis"] is not None or node.params["keepdims"]:
+        return None
+    x = inner.args[0]
+    copies = math.prod(inner.shape) // max(math.prod(rb.node(x).shape), 1)
+    total = emit(rb, "sum", x, axis=None, keepdims=False)
+    if rb.node(total).dtype != node.dtype:
+        return None
+    return emit(rb, "mul", total, constant(rb, copies, node.dtype))
+
+
+def _unbroadcast_constant(rb: Rebuild, node: Node) -> int | None:
+    """op(x, broadcast_to(c)) -> op(x, c) for elementwise ops where x already has the result's
+    shape: the op broadcasts the small constant itself, with no full-size array in between."""
+    args = list(node.args)
+    for pos, arg in enumerate(node.args):
+        inner = rb.node(arg)
+        if inner.op == "broadcast_to" and rb.node(inner.args[0]).is_constant:
+            args[pos] = inner.args[0]
+    if args == list(node.args):
+        return None
+    new = emit(rb, node.op, *args, **node.params)
+    return new if _fits(rb, new, node) else None
+
+
+def _no_op(rb: Rebuild, node: Node) -> int | None:
+    """reshape, broadcast_to or astype to what the argument already is -> the argument."""
+    return node.args[0] if _fits(rb, node.args[0], node) else None
+
+
+def _chain(rb: Rebuild, node: Node) -> int | None:
+    """reshape(reshape(x)) -> reshape(x); broadcast_to(broadcast_to(x)) -> broadcast_to(x)."""
+    inner = rb.node(node.args[0])
+    if inner.op != node.op:
+        return None
+    return rb.add(node.op, [inner.args[0]], node.attrs, node.shape, node.dtype)
 
 
 def _transpose_chain(rb: Rebuild, node: Node) -> int | None:
@@ -105,20 +405,24 @@ def _transpose_chain(rb: Rebuild, node: Node) -> int | None:
     composed = tuple(inner.params["axes"][a] for a in axes)
     if composed == tuple(range(len(composed))):
         return inner.args[0]
-    return rb.add("transpose", [inner.args[0]], freeze_attrs({"axes": composed}), node.shape,
-                  node.dtype)
+    return emit(rb, "transpose", inner.args[0], axes=composed)
 
 
 RULES: dict[str, tuple[Rule, ...]] = {
-    "add": (_identity_element(0.0, (0, 1)),),
-    "sub": (_identity_element(0.0, (1,)),),
-    "mul": (_identity_element(1.0, (0, 1)),),
-    "div": (_identity_element(1.0, (1,)),),
-    "neg": (_involution,),
-    "pow_scalar": (_pow_one, _pow_of_pow, _square_as_product),
-    "reshape": (_no_op_shape, _reshape_chain),
-    "broadcast_to": (_no_op_shape,),
-    "astype": (_no_op_shape,),
+    "add": (_add_identity, _add_negation, _like_terms, _scatters, _common_factor),
+    "sub": (_sub_identity, _zero_minus, _sub_negation, _minus_logsumexp, _scatters,
+            _common_factor),
+    "mul": (_mul_identity, _mul_minus_one, _negated_factors, _constant_factors,
+            _product_of_powers),
+    "div": (_div_identity, _softmax),
+    "neg": (_involution, _negated_scaling),
+    "pow_scalar": (_small_exponents, _pow_of_pow),
+    "exp": (_exp_of_log,),
+    "log": (_log_of_exp, _log1p, _log_sigmoid, _log_sum_exp, _log_softmax),
+    "sum": (_sum_of_broadcast,),
+    "reshape": (_no_op, _chain),
+    "broadcast_to": (_no_op, _chain),
+    "astype": (_no_op,),
     "transpose": (_transpose_chain,),
 }
 
@@ -128,18 +432,19 @@ def simplify(graph: Graph) -> Graph:
     names = canonical_names(graph)
     for nid in graph.order():
         node = graph.nodes[nid]
-        rules = RULES.get(node.op, ())
         new = None
-        if rules:
+        rules = RULES.get(node.op, ())
+        if OPS[node.op].elementwise if node.op in OPS else False:
+            rules = (*rules, _unbroadcast_constant)
+        for rule in rules:
             view = Node(node.op, tuple(rebuild.mapping[a] for a in node.args), node.attrs,
                         node.shape, node.dtype)
-            for rule in rules:
-                new = rule(rebuild, view)
-                if new is not None:
-                    rebuild.changes.append(Change(
-                        "rewritten", f"{names[nid]} = {format_node(node, names)}",
-                        rule=(rule.__doc__ or rule.__name__).strip().splitlines()[0]))
-                    break
+            new = rule(rebuild, view)
+            if new is not None:
+                rebuild.changes.append(Change(
+                    "rewritten", f"{names[nid]} = {format_node(node, names)}",
+                    rule=rule.__doc__.strip().splitlines()[0]))
+                break
         if new is None:
             rebuild.copy(nid, node)
         else:
