@@ -100,6 +100,7 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled") -> Program:
         for arg in graph.nodes[nid].args:
             last_use[arg] = position
     keep = set(graph.outputs) | set(graph.inputs)
+    memory_plan = graph.meta.get("memory_plan", {})
     body: list[str] = []
     for position, nid in enumerate(order):
         node = graph.nodes[nid]
@@ -125,6 +126,9 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled") -> Program:
         names[nid] = f"v{nid}"
         expr = _prebind(OPS[node.op].lower([names[a] for a in node.args], attr_sources),
                         xp, namespace, taken)
+        donor = memory_plan.get(nid)
+        if donor is not None:  # a ufunc call (see sorix.passes.memory): write into the donor
+            expr = f"{expr[:-1]}, out={names[donor]})"
         body.append(f"    {names[nid]} = {expr}  # {ir_names[nid]} = "
                     f"{format_node(node, ir_names)}")
         dead = sorted({a for a in node.args if last_use.get(a) == position and a not in keep

@@ -16,6 +16,7 @@ and casts it to its input's dtype in one central place (`sorix.autodiff.fit_cota
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,13 @@ class Op:
     @property
     def differentiable(self) -> bool:
         return self.vjp is not None
+
+    @property
+    def ufunc(self) -> bool:
+        """Whether the lowering is one numpy ufunc call: it then returns a fresh array and
+        accepts `out=` (what memory planning needs), a fact read off the template itself."""
+        match = re.fullmatch(r"xp\.(\w+)\([^()]*\)", self.source)
+        return match is not None and isinstance(getattr(np, match.group(1), None), np.ufunc)
 
     def display(self, attrs: dict[str, Any]) -> str:
         """The eager `_op` string, e.g. '**2' for pow_scalar with exponent 2."""

@@ -19,6 +19,7 @@ from sorix.passes.cse import eliminate_common_subexpressions
 from sorix.passes.dce import eliminate_dead_code
 from sorix.passes.fold import fold_constants
 from sorix.passes.fuse import fuse
+from sorix.passes.memory import plan_memory
 from sorix.passes.rebuild import Change
 from sorix.passes.simplify import simplify
 
@@ -36,6 +37,7 @@ class Fixpoint:
 DEFAULT_PIPELINE: tuple[Pass | Fixpoint, ...] = (
     Fixpoint((fold_constants, simplify, eliminate_common_subexpressions, eliminate_dead_code)),
     fuse,
+    plan_memory,
 )
 
 

@@ -1,0 +1,70 @@
+"""plan_memory: let an elementwise ufunc write into the buffer of an argument that dies there.
+
+The plan is data on the graph, `graph.meta["memory_plan"] = {node: donor}`, which the code
+generator lowers as `out=`: `v7 = add(v5, v6, out=v5)`. Nothing else about the graph changes,
+so this runs last. A donor must be safe to overwrite:
+- it is an argument of the node and has no later use;
+- it is neither an input nor an output nor a constant (never touch what the caller owns or gets);
+- it was made by an elementwise ufunc (a fresh array, not a view of something else) and every
+  user of it is one too (so no view of it outlives it);
+- it has the node's shape and dtype, at least `MIN_ELEMENTS` elements (below that, allocation
+  is cheap and numpy may hand back scalars rather than arrays).
+
+    %2 = exp(%0) : float64[4096]              same graph, with
+    %3 = add(%2, %1) : float64[4096]   ->     meta["memory_plan"] == {%3: %2}
+    return (%3)                               (lowered as add(v2, y, out=v2))
+"""
+
+from __future__ import annotations
+
+import math
+
+from sorix.ir.graph import Graph
+from sorix.ir.ops import OPS
+from sorix.ir.printing import canonical_names
+from sorix.passes.rebuild import Change
+
+#: Values smaller than this are left to the allocator.
+MIN_ELEMENTS = 1024
+
+
+def _writes_fresh(graph: Graph, nid: int) -> bool:
+    op = OPS.get(graph.nodes[nid].op)
+    return op is not None and op.ufunc and op.elementwise
+
+
+def plan_memory(graph: Graph) -> Graph:
+    order = graph.order()
+    last_use: dict[int, int] = {}
+    users: dict[int, list[int]] = {nid: [] for nid in order}
+    for position, nid in enumerate(order):
+        for arg in graph.nodes[nid].args:
+            last_use[arg] = position
+            users[arg].append(nid)
+    protected = set(graph.inputs) | set(graph.outputs)
+    plan: dict[int, int] = {}
+    donated: set[int] = set()
+    names = canonical_names(graph)
+    changes = []
+    for position, nid in enumerate(order):
+        node = graph.nodes[nid]
+        if not _writes_fresh(graph, nid) or math.prod(node.shape) < MIN_ELEMENTS:
+            continue
+        for arg in node.args:
+            donor = graph.nodes[arg]
+            if (arg in protected or arg in donated or donor.is_constant
+                    or last_use.get(arg) != position or donor.shape != node.shape
+                    or donor.dtype != node.dtype or not _writes_fresh(graph, arg)
+                    or not all(_writes_fresh(graph, u) for u in users[arg])):
+                continue
+            plan[nid] = arg
+            donated.add(arg)
+            changes.append(Change("rewritten", f"{names[nid]} = {node.op}(...)",
+                                  rule="reuse the buffer of a dead argument",
+                                  into=f"out={names[arg]}"))
+            break
+    result = Graph(graph.nodes, graph.inputs, graph.outputs)
+    result.meta = {k: v for k, v in graph.meta.items() if k != "changes"}
+    result.meta["memory_plan"] = plan
+    result.meta["changes"] = changes
+    return result
