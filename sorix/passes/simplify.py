@@ -252,6 +252,24 @@ def _scatters(rb: Rebuild, node: Node) -> int | None:
     return merged if _fits(rb, merged, node) else None
 
 
+def _scatter_partners(rb: Rebuild, node: Node) -> int | None:
+    """(a + scatter(p, i)) + scatter(q, i) -> a + scatter(p + q, i): partners meet across a
+    chain of additions, the shape gradients of overlapping slices take."""
+    for pos in (0, 1):
+        chain, last = rb.node(node.args[pos]), rb.node(node.args[1 - pos])
+        if chain.op != "add" or last.op != "scatter_add":
+            continue
+        for inner_pos in (0, 1):
+            partner = rb.node(chain.args[inner_pos])
+            if partner.op == "scatter_add" and partner.attrs == last.attrs and \
+                    rb.node(partner.args[0]).shape == rb.node(last.args[0]).shape:
+                merged = emit(rb, "scatter_add", emit(rb, "add", partner.args[0], last.args[0]),
+                              **last.params)
+                new = emit(rb, "add", chain.args[1 - inner_pos], merged)
+                return new if _fits(rb, new, node) else None
+    return None
+
+
 def _involution(rb: Rebuild, node: Node) -> int | None:
     """-(-x) -> x."""
     inner = rb.node(node.args[0])
@@ -381,6 +399,27 @@ def _unbroadcast_constant(rb: Rebuild, node: Node) -> int | None:
     return new if _fits(rb, new, node) else None
 
 
+def _constant_broadcasts(rb: Rebuild, node: Node) -> int | None:
+    """op(broadcast_to(c1), c2) -> broadcast_to(op(c1, c2)) for constants: computed small
+    (and then folded), broadcast once."""
+    small, changed = [], False
+    for arg in node.args:
+        inner = rb.node(arg)
+        if inner.op == "broadcast_to" and rb.node(inner.args[0]).is_constant:
+            small.append(inner.args[0])
+            changed = True
+        elif inner.is_constant:
+            small.append(arg)
+        else:
+            return None
+    if not changed:
+        return None
+    computed = emit(rb, node.op, *small, **node.params)
+    if rb.node(computed).dtype != node.dtype:
+        return None
+    return emit(rb, "broadcast_to", computed, shape=node.shape)
+
+
 def _no_op(rb: Rebuild, node: Node) -> int | None:
     """reshape, broadcast_to or astype to what the argument already is -> the argument."""
     return node.args[0] if _fits(rb, node.args[0], node) else None
@@ -409,7 +448,8 @@ def _transpose_chain(rb: Rebuild, node: Node) -> int | None:
 
 
 RULES: dict[str, tuple[Rule, ...]] = {
-    "add": (_add_identity, _add_negation, _like_terms, _scatters, _common_factor),
+    "add": (_add_identity, _add_negation, _like_terms, _scatters, _scatter_partners,
+            _common_factor),
     "sub": (_sub_identity, _zero_minus, _sub_negation, _minus_logsumexp, _scatters,
             _common_factor),
     "mul": (_mul_identity, _mul_minus_one, _negated_factors, _constant_factors,
@@ -435,7 +475,7 @@ def simplify(graph: Graph) -> Graph:
         new = None
         rules = RULES.get(node.op, ())
         if OPS[node.op].elementwise if node.op in OPS else False:
-            rules = (*rules, _unbroadcast_constant)
+            rules = (*rules, _constant_broadcasts, _unbroadcast_constant)
         for rule in rules:
             view = Node(node.op, tuple(rebuild.mapping[a] for a in node.args), node.attrs,
                         node.shape, node.dtype)
