@@ -328,7 +328,7 @@ def _differentiate(fn: Callable[..., Any], args: Sequence[Any], argnums: Sequenc
 
 
 def value_and_grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0,
-                   has_aux: bool = False) -> Transformed:
+                   has_aux: bool = False, *, passes: Sequence[Any] | None = None) -> Transformed:
     """A function returning (fn(*args), gradient of fn w.r.t. args[argnums]).
 
     With `has_aux`, fn returns (value, aux) and the result is ((value, aux), gradient).
@@ -340,13 +340,13 @@ def value_and_grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0,
         g = grads[0] if single else tuple(grads)
         return ((value, aux), g) if has_aux else (value, g)
 
-    return Transformed(symbolic, f"value_and_grad({_name(fn)})", named_like=fn)
+    return Transformed(symbolic, f"value_and_grad({_name(fn)})", passes=passes, named_like=fn)
 
 
 def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
          retain_graph: bool | None = None, create_graph: bool = False,
          allow_unused: bool = False, *, argnums: int | Sequence[int] = 0,
-         has_aux: bool = False) -> Any:
+         has_aux: bool = False, passes: Sequence[Any] | None = None) -> Any:
     """The gradient: of a function (compiled, `argnums=0`), or of tensors (as the original).
 
     `sorix.grad(f)` returns a function computing the gradient of scalar `f` with respect to
@@ -369,7 +369,7 @@ def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
         g = grads[0] if single else tuple(grads)
         return (g, aux) if has_aux else g
 
-    return Transformed(symbolic, f"grad({_name(fn)})", named_like=fn)
+    return Transformed(symbolic, f"grad({_name(fn)})", passes=passes, named_like=fn)
 
 
 def vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], Any]]:
@@ -422,7 +422,8 @@ def jvp(fn: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any])
     return compiled(*primals, *tangents)
 
 
-def jacobian(fn: Callable[..., Any], argnums: int = 0) -> Transformed:
+def jacobian(fn: Callable[..., Any], argnums: int = 0, *,
+             passes: Sequence[Any] | None = None) -> Transformed:
     """A function returning d fn / d args[argnums], of shape out.shape + arg.shape."""
 
     def symbolic(*args: Any) -> Any:
@@ -444,12 +445,13 @@ def jacobian(fn: Callable[..., Any], argnums: int = 0) -> Transformed:
         stacked = apply("stack", *rows, axis=0)
         return stacked.reshape(tuple(out_node.shape) + tuple(x.shape))
 
-    return Transformed(symbolic, f"jacobian({_name(fn)})", named_like=fn)
+    return Transformed(symbolic, f"jacobian({_name(fn)})", passes=passes, named_like=fn)
 
 
-def hessian(fn: Callable[..., Any], argnums: int = 0) -> Transformed:
+def hessian(fn: Callable[..., Any], argnums: int = 0, *,
+            passes: Sequence[Any] | None = None) -> Transformed:
     """A function returning the matrix of second derivatives of scalar `fn`."""
-    return jacobian(grad(fn, argnums=argnums), argnums=argnums)
+    return jacobian(grad(fn, argnums=argnums), argnums=argnums, passes=passes)
 
 
 def trace(fn: Callable[..., Any], *example_args: Any,

@@ -253,3 +253,17 @@ def test_grad_of_a_non_scalar_and_bad_argnums_are_clear_errors():
 def test_generated_source_frees_values_after_last_use():
     source = sorix.jit(lambda x: sorix.exp(sorix.sin(x) * 2).sum()).source(np.ones(3))
     assert "del " in source
+
+
+def test_passes_can_be_chosen_per_call():
+    def f(x):
+        return (x * 1.0 + 0.0).sum()
+
+    plain = sorix.value_and_grad(f, passes=[])
+    optimized = sorix.value_and_grad(f)
+    x = np.ones(3)
+    assert len(plain.graph(x)) > len(optimized.graph(x))
+    assert plain.graph(x).meta["report"] == []
+    assert [r.name for r in optimized.graph(x).meta["report"]][:4] == [
+        "fold_constants", "simplify", "eliminate_common_subexpressions", "eliminate_dead_code"]
+    np.testing.assert_allclose(plain(x)[1].numpy(), optimized(x)[1].numpy())
