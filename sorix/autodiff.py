@@ -7,6 +7,10 @@ each cotangent becomes IR: that is the grad pass (`sorix.passes.grad`).
 
 `fit_cotangent` is the one place where a cotangent is summed back to its input's shape
 (un-broadcasting) and cast to its input's dtype.
+
+A rule may hand back a cotangent as a zero-argument function (matmul does, for each operand):
+it is called only when that argument requires grad, so `X @ W` with data `X` never spends a
+matrix product on X's cotangent, eagerly or in the grad pass.
 """
 
 from __future__ import annotations
@@ -18,29 +22,38 @@ import numpy as np
 
 from sorix.errors import GradError, ShapeError, at_user_line
 from sorix.ir.ops import call
-from sorix.tensor import Tensor, _as_operands, enable_grad, no_grad
+from sorix.tensor import Tensor, _as_operands, _GradMode, _InPlace
 
 
 def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
     """Tensors that require grad and reach `roots`, each after all of its parents."""
     order: list[Tensor] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
+    # A tensor is pushed once to be expanded and, as a 1-tuple, once more to be emitted after
+    # its parents (the last parent is expanded first).
+    stack: list[Any] = list(roots)
+    pop, push = stack.pop, stack.append
     while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
+        t = pop()
+        if t.__class__ is tuple:
+            order.append(t[0])
             continue
         if id(t) in visited:
             continue
         visited.add(id(t))
-        stack.append((t, True))
-        stack.extend((p, False) for p in t._prev if p.requires_grad and id(p) not in visited)
+        push((t,))
+        for p in t._prev:
+            if p.requires_grad and id(p) not in visited:
+                push(p)
     return order
 
 
 def fit_cotangent(ct: Tensor, target: Tensor) -> Tensor:
     """Sum `ct` over the axes `target` was broadcast along, and cast it to `target`'s dtype."""
+    data, like = ct.data, target.data
+    if data is not None and like is not None and data.shape == like.shape and (
+            data.dtype is like.dtype or data.dtype == like.dtype):
+        return ct  # the common case, decided without building shape tuples or DType objects
     shape = target.shape
     if ct.shape != shape:
         lead = ct.ndim - len(shape)
@@ -77,35 +90,47 @@ def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grad
         grads[id(root)] = grads[id(root)] + seed if id(root) in grads else seed
     wanted_ids = {id(w) for w in wanted}
     found: dict[int, Tensor] = {}
+    pop = grads.pop
     for t in reversed(order):
-        g = grads.pop(id(t), None)
+        g = pop(id(t), None)
         if g is None:
             continue
-        if id(t) in wanted_ids:
+        if wanted_ids and id(t) in wanted_ids:
             found[id(t)] = g
         if keep_grads:
             t.grad = g if t.grad is None else t.grad + g
         if t._ir is None:
             continue
         op, attrs = t._ir
-        _check_versions(t)
-        cotangents = op.vjp(g, t, *t._prev, **attrs)
-        for parent, ct in zip(t._prev, cotangents):
+        parents = t._prev
+        if _InPlace.count:  # some tensor has been changed in place: compare versions
+            _check_versions(t)
+        cotangents = op.vjp(g, t, *parents, **attrs)
+        for parent, ct in zip(parents, cotangents):
             if ct is None or not parent.requires_grad:
                 continue
-            ct = fit_cotangent(ct, parent)
-            grads[id(parent)] = grads[id(parent)] + ct if id(parent) in grads else ct
+            if ct.__class__ is not Tensor:  # a deferred cotangent (see the module docstring)
+                ct = ct()
+            # fit_cotangent's own first test, inline: most cotangents already fit
+            data, like = ct.data, parent.data
+            if data is None or like is None or data.shape != like.shape or (
+                    data.dtype is not like.dtype and data.dtype != like.dtype):
+                ct = fit_cotangent(ct, parent)
+            key = id(parent)
+            grads[key] = grads[key] + ct if key in grads else ct
         if free_graph:
             t._freed = True
     return found
 
 
 def _check_versions(t: Tensor) -> None:
+    """Raise if `t` or a tensor its rule reads was changed in place since `t` was recorded."""
     if t._version:
         raise GradError(at_user_line(
             f"the result of op {t._op!r} (shape {t.shape}) was changed in place after it was "
             f"recorded, so its gradient rule would see wrong values"))
-    for i, (parent, version) in enumerate(zip(t._prev, t._saved)):
+    saved = t._saved or (0,) * len(t._prev)  # recorded before any in-place change
+    for i, (parent, version) in enumerate(zip(t._prev, saved)):
         if parent._version != version:
             raise GradError(at_user_line(
                 f"a tensor that op {t._op!r} needs for its gradient was changed in place: its "
@@ -115,6 +140,9 @@ def _check_versions(t: Tensor) -> None:
 
 def _seed(root: Tensor, gradient: Any) -> Tensor:
     if gradient is None:
+        data = root.data
+        if data is not None and data.size == 1:  # the usual case: a concrete scalar loss
+            return Tensor._wrap(np.ones(data.shape, dtype=root.dtype.numpy), root.device)
         if root.size != 1:
             raise GradError(at_user_line(
                 f"backward() of a tensor with shape {root.shape} needs `gradient` (one value "
@@ -142,8 +170,11 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
     _check_roots(roots, "backward()")
     retain = create_graph if retain_graph is None else retain_graph
     seeds = [_seed(r, g) for r, g in zip(roots, gradients)]
-    with enable_grad() if create_graph else no_grad():
+    previous, _GradMode.enabled = _GradMode.enabled, create_graph  # the rules' ops record?
+    try:
         backpropagate(roots, seeds, keep_grads=True, free_graph=not retain)
+    finally:
+        _GradMode.enabled = previous
 
 
 def grad_of_tensors(outputs: Any, inputs: Any, grad_outputs: Any = None,
@@ -160,8 +191,11 @@ def grad_of_tensors(outputs: Any, inputs: Any, grad_outputs: Any = None,
             raise GradError(at_user_line(f"sorix.grad(): input {i} does not require grad"))
     retain = create_graph if retain_graph is None else retain_graph
     seeds = [_seed(o, g) for o, g in zip(outs, grad_outputs)]
-    with enable_grad() if create_graph else no_grad():
+    previous, _GradMode.enabled = _GradMode.enabled, create_graph
+    try:
         found = backpropagate(outs, seeds, keep_grads=False, free_graph=not retain, wanted=ins)
+    finally:
+        _GradMode.enabled = previous
     result = []
     for i, t in enumerate(ins):
         g = found.get(id(t))

@@ -13,6 +13,7 @@ Both kinds go through one function, `apply`, which reads everything it needs fro
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -65,6 +66,14 @@ int32 = DType("int32", "int32")
 int64 = DType("int64", "int64")
 bool_ = DType("bool", "bool_")
 DTYPES: dict[str, DType] = {d.name: d for d in (float16, float32, float64, int32, int64, bool_)}
+# Keyed by the numpy dtype object: `ndarray.dtype.name` is Python code in numpy (~2 us), a dict
+# lookup by the dtype itself is ~20 ns. Byte-swapped dtypes miss and fall back to the name.
+_DTYPE_OF: dict[np.dtype, DType] = {d.numpy: d for d in DTYPES.values()}
+
+
+def _dtype_of_array(data: np.ndarray) -> DType:
+    found = _DTYPE_OF.get(data.dtype)
+    return found if found is not None else DTYPES[data.dtype.name]
 
 
 def as_dtype(dtype: Any) -> DType:
@@ -115,6 +124,13 @@ def is_grad_enabled() -> bool:
     return _GradMode.enabled
 
 
+class _InPlace:
+    """How many in-place changes tensors have had. Until the first one every version is 0, so
+    recording an op saves no versions and backward compares none (see `Tensor._mutate`)."""
+
+    count = 0
+
+
 # the tensor --------------------------------------------------------------------------------
 
 
@@ -130,8 +146,8 @@ class Tensor:
     device = "cpu"
     _prev: tuple[Tensor, ...] = ()
     _ir: tuple[Op, dict[str, Any]] | None = None
-    _version = 0
-    _saved: tuple[int, ...] = ()
+    _version = 0  # in-place changes of this tensor
+    _saved: tuple[int, ...] = ()  # the operands' versions when recorded; () all 0
     _freed = False
     _node: int | None = None
     _builder: GraphBuilder | None = None
@@ -167,7 +183,8 @@ class Tensor:
 
     @property
     def dtype(self) -> DType:
-        return DTYPES[self._dtype if self.data is None else self.data.dtype.name]
+        data = self.data
+        return DTYPES[self._dtype] if data is None else _dtype_of_array(data)
 
     @property
     def ndim(self) -> int:
@@ -175,7 +192,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
 
     @property
     def is_traced(self) -> bool:
@@ -291,6 +308,7 @@ class Tensor:
             raise GradError(at_user_line(
                 f"{what} on {kind} that requires grad would make its gradient wrong; compute "
                 f"a new tensor instead, or wrap the update in `with sorix.no_grad():`"))
+        _InPlace.count += 1
         self._version += 1
         return data
 
@@ -352,6 +370,8 @@ class Tensor:
         return apply("div", other, self)
 
     def __pow__(self, exponent: Any) -> Tensor:
+        if exponent.__class__ is int or exponent.__class__ is float:  # numbers.Real is slow
+            return apply("pow_scalar", self, exponent=exponent)
         if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
             return apply("pow_scalar", self, exponent=_plain_number(exponent))
         return apply("pow", self, exponent)
@@ -462,7 +482,8 @@ class Tensor:
         return self if dtype == self.dtype else apply("astype", self, dtype=dtype.name)
 
     def _reduce(self, name: str, axis: Any, keepdims: bool) -> Tensor:
-        return apply(name, self, axis=_axes(axis, self.ndim, name), keepdims=bool(keepdims))
+        axes = None if axis is None else _axes(axis, self.ndim, name)
+        return apply(name, self, axis=axes, keepdims=bool(keepdims))
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return self._reduce("sum", axis, keepdims)
@@ -486,9 +507,12 @@ class Tensor:
         return apply("log_softmax", self, axis=_axis(axis, self.ndim, "log_softmax"))
 
     def reshape(self, *shape: Any) -> Tensor:
-        target = _resolve_shape(shape[0] if len(shape) == 1 and not isinstance(
-            shape[0], numbers.Integral) else shape, self.shape)
-        return self if target == self.shape else apply("reshape", self, shape=target)
+        if len(shape) == 1 and (shape[0].__class__ is tuple or not isinstance(
+                shape[0], numbers.Integral)):
+            shape = shape[0]
+        current = self.shape
+        target = _resolve_shape(shape, current)
+        return self if target == current else apply("reshape", self, shape=target)
 
     view = reshape
 
@@ -518,8 +542,10 @@ class Tensor:
         return apply("transpose", self, axes=tuple(reversed(range(self.ndim))))
 
     def broadcast_to(self, *shape: Any) -> Tensor:
-        target = tuple(int(d) for d in (shape[0] if len(shape) == 1 and not isinstance(
-            shape[0], numbers.Integral) else shape))
+        if len(shape) == 1 and (shape[0].__class__ is tuple or not isinstance(
+                shape[0], numbers.Integral)):
+            shape = shape[0]
+        target = tuple([int(d) for d in shape])
         return self if target == self.shape else apply("broadcast_to", self, shape=target)
 
     def unsqueeze(self, axis: int) -> Tensor:
@@ -537,19 +563,37 @@ class Tensor:
 
 def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
     """Apply op `name` to tensors (or numbers and arrays): eagerly, or onto a trace."""
+    # Every eager op, forward and backward, pays for this function, so the common case - all
+    # arguments concrete tensors - is one pass over the arguments and a direct call of the op's
+    # implementation; numbers, arrays and traced tensors take the detours inside the loop.
     op = OPS[name]
-    operands = _as_operands(args)
-    builder = None
-    for t in operands:
-        if t._builder is not None:
-            if builder is None:
-                builder = t._builder
-            elif t._builder is not builder:
-                raise SorixError(at_user_line(
-                    f"{name}: tensors from two different traces meet here; a traced value "
-                    f"escaped its function"))
+    operands = args
+    for a in args:
+        if not isinstance(a, Tensor) or a._builder is not None:
+            operands = _as_operands(args)
+            builder = _builder_of(op, operands)
+            break
+    else:
+        builder = None
     if builder is None:
-        out = _eager(op, operands, attrs)
+        # Spelled out by arity: unpacking a list into the call costs as much as a ufunc on
+        # small arrays.
+        try:
+            if len(operands) == 2:
+                value = op.impl(np, operands[0].data, operands[1].data, **attrs)
+            elif len(operands) == 1:
+                value = op.impl(np, operands[0].data, **attrs)
+            else:
+                value = op.impl(np, *[t.data for t in operands], **attrs)
+        except Exception as error:  # numpy's message is rewritten to name the op and shapes
+            raise _op_error(op, operands, attrs, error) from None
+        if value.__class__ is not np.ndarray:
+            value = np.asarray(value)
+        out = _new_tensor(Tensor)
+        out.data = value
+        device = operands[0].device
+        if device != "cpu":
+            out.device = device
     else:
         out = _trace(builder, op, operands, attrs)
     if _GradMode.enabled and op.vjp is not None:
@@ -558,23 +602,29 @@ def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
                 out.requires_grad = True
                 out._prev = operands
                 out._ir = (op, attrs)
-                out._saved = tuple(p._version for p in operands)
+                if _InPlace.count:
+                    out._saved = tuple([p._version for p in operands])
                 break
     return out
 
 
 _ops.install_front_end(apply)
 
+_new_tensor = object.__new__
 
-def _eager(op: Op, operands: tuple[Tensor, ...], attrs: dict[str, Any]) -> Tensor:
-    device = operands[0].device
-    try:
-        value = op.impl(np, *[t.data for t in operands], **attrs)
-    except Exception as error:  # numpy's message is rewritten to name the op and shapes
-        raise _op_error(op, operands, attrs, error) from None
-    if type(value) is not np.ndarray:
-        value = np.asarray(value)
-    return Tensor._wrap(value, device)
+
+def _builder_of(op: Op, operands: tuple[Tensor, ...]) -> GraphBuilder | None:
+    """The trace the operands belong to (None: all concrete); two different traces are an error."""
+    builder = None
+    for t in operands:
+        if t._builder is not None:
+            if builder is None:
+                builder = t._builder
+            elif t._builder is not builder:
+                raise SorixError(at_user_line(
+                    f"{op.name}: tensors from two different traces meet here; a traced value "
+                    f"escaped its function"))
+    return builder
 
 
 def _trace(builder: GraphBuilder, op: Op, operands: tuple[Tensor, ...],
@@ -615,25 +665,46 @@ def _op_error(op: Op, operands: tuple[Tensor, ...], attrs: dict[str, Any],
 def _as_operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
     """Tensors as they are; numbers become constants of the tensors' kind (as numpy's weak
     scalars do, so `float32_tensor * 2.0` stays float32); arrays and lists become tensors."""
-    tensors = [a for a in args if isinstance(a, Tensor)]
-    like = next((t for t in tensors if t.dtype.name != "bool"), tensors[0] if tensors else None)
+    like = None  # the first tensor that is not bool, else the first tensor
+    for a in args:
+        if isinstance(a, Tensor):
+            data = a.data
+            kind = a.dtype.numpy.kind if data is None else data.dtype.kind
+            if like is None or kind != "b":
+                like = a
+            if kind != "b":
+                break
     out = []
     for a in args:
         if isinstance(a, Tensor):
             out.append(a)
-        elif isinstance(a, numbers.Number) and like is not None:
-            out.append(Tensor._wrap(_weak_scalar(a, like.dtype.numpy), like.device))
+        elif like is not None and (a.__class__ in _PLAIN_NUMBERS or isinstance(a, numbers.Number)):
+            constant = _new_tensor(Tensor)
+            data = like.data
+            constant.data = _weak_scalar(a, like.dtype.numpy if data is None else data.dtype)
+            if like.device != "cpu":
+                constant.device = like.device
+            out.append(constant)
         else:
             out.append(Tensor(a))
     return tuple(out)
 
 
+_PLAIN_NUMBERS = (float, int)
+
+
 def _weak_scalar(value: Any, like: np.dtype) -> np.ndarray:
+    kind = like.kind
+    cls = value.__class__
+    if cls is float:  # the common cases first: numbers.Real is an ABC, slow to check
+        return np.asarray(value, dtype=like) if kind == "f" else np.asarray(value)
+    if cls is int:
+        return np.asarray(value, dtype=like) if kind in "iuf" else np.asarray(value)
     if isinstance(value, (bool, np.bool_)):
         return np.asarray(value)
-    if isinstance(value, numbers.Integral) and like.kind in "iuf":
+    if isinstance(value, numbers.Integral) and kind in "iuf":
         return np.asarray(value, dtype=like)
-    if isinstance(value, numbers.Real) and like.kind == "f":
+    if isinstance(value, numbers.Real) and kind == "f":
         return np.asarray(value, dtype=like)
     return np.asarray(value)
 
@@ -710,16 +781,17 @@ def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...] | None:
 
 
 def _resolve_shape(shape: Any, current: tuple[int, ...]) -> tuple[int, ...]:
-    shape = tuple(int(d) for d in shape)
-    if shape.count(-1) > 1:
-        raise ShapeError(at_user_line(f"reshape: only one dimension can be -1, got {shape}"))
+    shape = tuple([int(d) for d in shape])
     if -1 in shape:
-        known = int(np.prod([d for d in shape if d != -1]))
-        total = int(np.prod(current))
+        if shape.count(-1) > 1:
+            raise ShapeError(at_user_line(f"reshape: only one dimension can be -1, got "
+                                          f"{shape}"))
+        known = math.prod([d for d in shape if d != -1])
+        total = math.prod(current)
         if known == 0 or total % known:
             raise ShapeError(at_user_line(f"cannot reshape {current} into {shape}"))
         shape = tuple(total // known if d == -1 else d for d in shape)
-    if int(np.prod(shape)) != int(np.prod(current)):
+    if math.prod(shape) != math.prod(current):
         raise ShapeError(at_user_line(f"cannot reshape {current} into {shape}"))
     return shape
 

@@ -27,6 +27,8 @@ import sympy as sp
 from sorix.ir import shapes
 from sorix.ir.kernels import KERNELS
 
+#: (g, out, *args, **attrs) -> per argument: a cotangent, None (no gradient), or a zero-argument
+#: function computing the cotangent, called only if that argument needs it (for costly ones).
 VJP = Callable[..., tuple[Any, ...]]
 
 
@@ -387,16 +389,23 @@ _register(
 
 
 def _matmul_vjp(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
-    """(g @ b^T, a^T @ g), with 1-D operands promoted to matrices and the promotion undone."""
+    """(g @ b^T, a^T @ g), with 1-D operands promoted to matrices and the promotion undone.
+
+    Each cotangent is a matrix product, so each is deferred (a function the backward pass calls
+    only for an operand that requires grad: data operands cost nothing)."""
     a2 = a if a.ndim > 1 else a.reshape((1,) + a.shape)
     b2 = b if b.ndim > 1 else b.reshape(b.shape + (1,))
     g2 = g.reshape(shapes.matmul(a2.shape, b2.shape))
-    ga = g2 @ _swap_last(b2)
-    gb = _swap_last(a2) @ g2
-    if a.ndim == 1:
-        ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:])
-    if b.ndim == 1:
-        gb = gb.reshape(gb.shape[:-1])
+
+    def ga() -> Any:
+        product = g2 @ _swap_last(b2)
+        return product.reshape(product.shape[:-2] + product.shape[-1:]) if a.ndim == 1 \
+            else product
+
+    def gb() -> Any:
+        product = _swap_last(a2) @ g2
+        return product.reshape(product.shape[:-1]) if b.ndim == 1 else product
+
     return ga, gb
 
 
