@@ -15,7 +15,9 @@ from sorix.api import (
     value_and_grad,
     vjp,
 )
+from sorix.custom import custom_op, remove_custom_op
 from sorix.errors import DTypeError, GradError, ShapeError, SorixError
+from sorix.export.explain import Derivation, explain
 from sorix.functional import (
     abs,
     arange,
@@ -57,6 +59,7 @@ from sorix.functional import (
     zeros,
     zeros_like,
 )
+from sorix.gradcheck import gradcheck
 from sorix.passes.manager import optimize
 from sorix.tensor import (
     DType,
@@ -75,6 +78,7 @@ from sorix.tensor import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Derivation", "custom_op", "explain", "gradcheck", "remove_custom_op",
     "compile", "hessian", "jacobian", "jit", "jvp", "optimize", "trace", "value_and_grad",
     "vjp", "DType", "DTypeError",
     "GradError", "ShapeError", "SorixError", "Tensor", "abs", "arange",

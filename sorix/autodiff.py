@@ -15,7 +15,7 @@ matrix product on X's cotangent, eagerly or in the grad pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,12 +70,16 @@ def fit_cotangent(ct: Tensor, target: Tensor) -> Tensor:
 
 
 def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grads: bool,
-                  free_graph: bool, wanted: Sequence[Tensor] = ()) -> dict[int, Tensor]:
+                  free_graph: bool, wanted: Sequence[Tensor] = (),
+                  observe: Callable[[Tensor, Tensor, list[Tensor | None]], None] | None = None,
+                  ) -> dict[int, Tensor]:
     """Run the VJP rules from `roots` (with cotangents `seeds`) back to the leaves.
 
     keep_grads: accumulate each visited tensor's cotangent into its `.grad`, leaves and
     intermediates alike (the original Sorix's behaviour, which the seed drawings show).
     free_graph: mark the visited graph as used, so a second backward over it raises.
+    observe: called for each rule applied, with the tensor, its full adjoint and the
+    cotangent it passes to each parent (None where none): how derivations are recorded.
     Returns the cotangents of the `wanted` tensors, keyed by id.
     """
     order = topological_order(roots)
@@ -106,8 +110,10 @@ def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grad
         if _InPlace.count:  # some tensor has been changed in place: compare versions
             _check_versions(t)
         cotangents = op.vjp(g, t, *parents, **attrs)
+        passed: list[Tensor | None] = []
         for parent, ct in zip(parents, cotangents):
             if ct is None or not parent.requires_grad:
+                passed.append(None)
                 continue
             if ct.__class__ is not Tensor:  # a deferred cotangent (see the module docstring)
                 ct = ct()
@@ -118,6 +124,9 @@ def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grad
                 ct = fit_cotangent(ct, parent)
             key = id(parent)
             grads[key] = grads[key] + ct if key in grads else ct
+            passed.append(ct)
+        if observe is not None:
+            observe(t, g, passed)
         if free_graph:
             t._freed = True
     return found

@@ -177,6 +177,19 @@ class Graph:
 
         return to_dot(self)
 
+    def to_json(self, indent: int | None = None) -> str:
+        """This graph as a JSON document (see `sorix.export.json`)."""
+        from sorix.export.json import to_json
+
+        return to_json(self, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Graph:
+        """The graph a `to_json` document describes; strict, data only (see `sorix.export.json`)."""
+        from sorix.export.json import from_json
+
+        return from_json(text)
+
     def __str__(self) -> str:
         from sorix.ir.printing import format_graph
 
@@ -213,14 +226,18 @@ class Graph:
             stack.extend((p, False) for p in reversed(t._prev) if id(p) not in seen)
         builder = GraphBuilder()
         ids: dict[int, int] = {}
+        leaves = []
         for t in order:
             if not t._prev:
                 if t.requires_grad:
                     ids[id(t)] = builder.input(f"x{len(builder.inputs)}", t.shape, t.dtype.name)
+                    leaves.append(t)
                 else:
                     ids[id(t)] = builder.const(t.numpy())
                 continue
             op, params = t._ir
             ids[id(t)] = builder.add(op.name, (ids[id(p)] for p in t._prev),
                                      freeze_attrs(params), t.shape, t.dtype.name)
-        return builder.build(ids[id(t)] for t in outs)
+        graph = builder.build(ids[id(t)] for t in outs)
+        graph.meta["input_tensors"] = leaves  # the tensors behind the inputs, in order
+        return graph

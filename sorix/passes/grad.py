@@ -16,7 +16,7 @@ can differentiate again, to any order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -28,12 +28,14 @@ from sorix.tracing import replay
 
 
 def grad(graph: Graph, wrt: Sequence[int] | None = None, *, of: int = 0,
-         cotangent: bool = False) -> Graph:
+         cotangent: bool = False,
+         observe: Callable[[int, int, list[int | None]], None] | None = None) -> Graph:
     """Append d(outputs[of])/d(inputs[i]) for each input position i in `wrt` as outputs.
 
     The result's outputs are the original outputs followed by one gradient per `wrt` entry.
     Without `cotangent`, output `of` must have one element (the gradient seed is 1); with it,
     the graph gains a last input named 'cotangent' of that output's shape: a VJP graph.
+    `observe(node, adjoint, cotangents)` hears of each rule applied, as node ids of the result.
     """
     wrt = list(range(len(graph.inputs))) if wrt is None else list(wrt)
     builder = GraphBuilder()
@@ -62,8 +64,10 @@ def grad(graph: Graph, wrt: Sequence[int] | None = None, *, of: int = 0,
                               root.shape, root.dtype.name)
     targets = [inputs[i] for i in wrt]
     with no_grad():
-        found = backpropagate([root], [seed], keep_grads=False, free_graph=False,
-                              wanted=targets)
+        found = backpropagate(
+            [root], [seed], keep_grads=False, free_graph=False, wanted=targets,
+            observe=None if observe is None else lambda t, g, passed: observe(
+                t._node, g._node, [None if p is None else p._node for p in passed]))
         grads = [found[id(t)] if id(t) in found else _zeros_like(t) for t in targets]
     outputs = [values[o]._node for o in graph.outputs] + [g._node for g in grads]
     return builder.build(outputs)

@@ -1,0 +1,278 @@
+"""Derivations for teaching: each backward step with its rule, local derivative and adjoint.
+
+`explain(fn, *args, wrt=...)` traces `fn`, runs the grad pass (the same VJP rules from the op
+table that eager autograd and compiled gradients use) and listens to it: for every rule applied
+it records the forward node, the rule's name, the local derivative of the node with respect to
+each argument, the accumulated adjoint and, for concrete arguments, its value. Formulas are
+SymPy expressions of the function's own inputs (`sorix.export.sympy`), so they print as text
+and as LaTeX.
+
+A local derivative is read off the node's own VJP rule: the rule is run on scalar symbols with
+an adjoint of 1 (a scalar graph through the grad pass), then the symbols are replaced by the
+node's argument formulas. Ops whose arguments are not elementwise-compatible (matmul, sum over
+an axis, ...) show the rule's formula from the op table instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from sorix.backends.interpreter import interpret
+from sorix.errors import SorixError
+from sorix.ir.graph import Graph, GraphBuilder
+from sorix.ir.ops import OPS
+from sorix.ir.printing import canonical_names, format_node
+
+
+@dataclass
+class Step:
+    """One backward step: the rule applied at one forward node."""
+
+    node: str  # the forward node as IR text, e.g. "%3 = mul(%1, %2) : float64[]"
+    op: str
+    rules: list[str]
+    formula: Any  # the node's value as a SymPy expression of the inputs (None if not scalar)
+    adjoint: Any  # d(output)/d(node) as a SymPy expression (None if not scalar)
+    locals: list[tuple[str, Any]] = field(default_factory=list)  # (argument, d node / d arg)
+    value: Any = None  # the adjoint's value for concrete arguments
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node, "op": self.op, "rules": self.rules,
+            "formula": _text(self.formula), "adjoint": _text(self.adjoint),
+            "local_derivatives": {arg: _text(d) for arg, d in self.locals},
+            "value": None if self.value is None else np.asarray(self.value).tolist(),
+        }
+
+
+@dataclass
+class Derivation:
+    """The steps of a reverse-mode derivation and the gradients they produce."""
+
+    function: Any  # the output's formula
+    steps: list[Step]
+    gradients: dict[str, Any]  # input name -> formula
+    values: dict[str, Any]  # input name -> value (for concrete arguments)
+
+    def __str__(self) -> str:
+        lines = [f"d/d({', '.join(self.gradients)}) of f = {_text(self.function)}", ""]
+        for i, step in enumerate(self.steps, 1):
+            lines.append(f"step {i}: {step.node}   [{', '.join(step.rules)}]")
+            if step.formula is not None:
+                lines.append(f"    value     = {_text(step.formula)}")
+            for arg, local in step.locals:
+                lines.append(f"    d/d({arg}) = {_text(local)}")
+            lines.append(f"    adjoint   = {_text(step.adjoint)}" + _value_suffix(step))
+        lines.append("")
+        for name, formula in self.gradients.items():
+            value = self.values.get(name)
+            lines.append(f"df/d{name} = {_text(formula)}"
+                         + ("" if value is None else f" = {_number(value)}"))
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def to_latex(self) -> str:
+        r"""An `aligned` environment (for `\[ ... \]` or `equation*`) with one row per step."""
+        rows = [rf"f &= {_latex(self.function)}"]
+        for step in self.steps:
+            bar = rf"\bar{{v}}_{{{step.node.split(' ')[0][1:]}}}"
+            rule = ", ".join(step.rules)
+            rows.append(rf"{bar} &= {_latex(step.adjoint)} && \text{{{_tex_escape(rule)}}}")
+        for name, formula in self.gradients.items():
+            rows.append(rf"\frac{{\partial f}}{{\partial {sp.latex(sp.Symbol(name))}}} "
+                        rf"&= {_latex(formula)}")
+        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
+
+    def to_markdown(self) -> str:
+        lines = [f"**f** = `{_text(self.function)}`", "",
+                 "| step | node | rule | local derivatives | adjoint | value |",
+                 "|---|---|---|---|---|---|"]
+        for i, step in enumerate(self.steps, 1):
+            locals_ = "; ".join(f"d/d(`{a}`) = `{_text(d)}`" for a, d in step.locals)
+            value = "" if step.value is None else _number(step.value)
+            lines.append(f"| {i} | `{step.node}` | {', '.join(step.rules)} | {locals_} | "
+                         f"`{_text(step.adjoint)}` | {value} |")
+        lines.append("")
+        for name, formula in self.gradients.items():
+            value = self.values.get(name)
+            lines.append(f"- df/d{name} = `{_text(formula)}`"
+                         + ("" if value is None else f" = {_number(value)}"))
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "function": _text(self.function),
+            "steps": [s.as_dict() for s in self.steps],
+            "gradients": {k: _text(v) for k, v in self.gradients.items()},
+            "values": {k: np.asarray(v).tolist() for k, v in self.values.items()},
+        }, indent=2)
+
+
+# building a derivation ---------------------------------------------------------------------
+
+
+def derive(graph: Graph, wrt: Sequence[int], args: Sequence[Any] | None = None) -> Derivation:
+    """The derivation of `graph`'s first output with respect to input positions `wrt`."""
+    from sorix.export.sympy import to_sympy
+    from sorix.passes.grad import grad
+
+    heard: list[tuple[int, int, list[int | None]]] = []
+    backward = grad(graph, list(wrt), observe=lambda n, g, cts: heard.append((n, g, cts)))
+    n_out = len(graph.outputs)
+    wanted = [backward.outputs[0]] + backward.outputs[n_out:]
+    for node, adjoint, _ in heard:
+        wanted += [node, adjoint, *backward.nodes[node].args]
+    view = Graph(backward.nodes, backward.inputs, wanted)
+    try:
+        exprs = [_tidy(e) for e in to_sympy(view)]
+    except Exception:  # noqa: BLE001 - formulas are a courtesy; the steps stand without them
+        exprs = [None] * len(wanted)
+    formula_of = dict(zip(wanted, exprs))
+    values = dict(zip(wanted, interpret(view, *args))) if args is not None else {}
+    names = canonical_names(backward)
+    steps = []
+    for node_id, adjoint_id, _ in heard:
+        node = backward.nodes[node_id]
+        op = OPS[node.op]
+        parents_are_leaves = all(backward.nodes[a].op in ("input", "const") for a in node.args)
+        rules = [op.rule] + ([] if parents_are_leaves or not node.args else ["chain rule"])
+        steps.append(Step(
+            node=f"{names[node_id]} = {format_node(node, names)}", op=node.op, rules=rules,
+            formula=formula_of.get(node_id), adjoint=formula_of.get(adjoint_id),
+            locals=_locals(backward, node_id, formula_of, names),
+            value=values.get(adjoint_id)))
+    input_names = [graph.nodes[graph.inputs[i]].params["name"] for i in wrt]
+    grads = backward.outputs[n_out:]
+    return Derivation(
+        function=formula_of.get(backward.outputs[0]), steps=steps,
+        gradients={n: formula_of.get(g) for n, g in zip(input_names, grads)},
+        values={n: values[g] for n, g in zip(input_names, grads)} if values else {})
+
+
+def _locals(graph: Graph, node_id: int, formula_of: dict[int, Any],
+            names: dict[int, str]) -> list[tuple[str, Any]]:
+    node = graph.nodes[node_id]
+    op = OPS[node.op]
+    if not op.elementwise or not op.differentiable:
+        return [(names[a], op.text) for a in node.args] if op.text else []
+    partials = _scalar_partials(node.op, len(node.args), node.attrs)
+    out = []
+    for i, arg in enumerate(node.args):
+        if partials[i] is None:
+            continue
+        arg_formulas = [formula_of.get(a) for a in node.args]
+        substitution = {sp.Symbol(f"a{j}", real=True): f for j, f in enumerate(arg_formulas)
+                        if isinstance(f, sp.Basic)}
+        label = _text(arg_formulas[i]) if isinstance(arg_formulas[i], sp.Basic) else names[arg]
+        out.append((label, _tidy(partials[i].xreplace(substitution))))
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _scalar_partials(op_name: str, arity: int, attrs: tuple) -> list[Any]:
+    """d op(a0, a1, ...) / d a_i from the op's own VJP rule, on scalar symbols."""
+    from sorix.export.sympy import to_sympy
+    from sorix.passes.grad import grad
+
+    builder = GraphBuilder()
+    dtypes = ["bool" if op_name == "where" and i == 0 else "float64" for i in range(arity)]
+    ids = [builder.input(f"a{i}", (), d) for i, d in enumerate(dtypes)]
+    out = builder.add(op_name, ids, attrs, (), OPS[op_name].dtype(*dtypes, **dict(attrs)))
+    graph = builder.build([out])
+    wrt = [i for i, d in enumerate(dtypes) if d == "float64"]
+    partial_graph = grad(graph, wrt)
+    exprs = to_sympy(partial_graph)[1:]
+    partials: list[Any] = [None] * arity
+    for i, e in zip(wrt, exprs):
+        partials[i] = _tidy(e)
+    return partials
+
+
+def _tidy(expr: Any) -> Any:
+    """Floats that are whole numbers print as integers (2*x rather than 2.0*x)."""
+    if isinstance(expr, np.ndarray):
+        return expr if expr.ndim else _tidy(expr.item())
+    if not isinstance(expr, sp.Basic):
+        return expr
+    whole = {f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f).is_integer()}
+    return expr.xreplace(whole) if whole else expr
+
+
+def _text(expr: Any) -> str:
+    if expr is None:
+        return "?"
+    if isinstance(expr, np.ndarray):
+        return str(expr.tolist())
+    return str(expr)
+
+
+def _latex(expr: Any) -> str:
+    if expr is None:
+        return r"\text{(not scalar)}"
+    if isinstance(expr, np.ndarray):
+        return sp.latex(sp.Matrix(expr)) if expr.ndim <= 2 else r"\text{(array)}"
+    return sp.latex(expr) if isinstance(expr, sp.Basic) else str(expr)
+
+
+def _tex_escape(text: str) -> str:
+    return text.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
+
+
+def _value_suffix(step: Step) -> str:
+    """' = 0.479' after an adjoint formula, unless the formula is that number already."""
+    if step.value is None:
+        return ""
+    if isinstance(step.adjoint, sp.Basic) and not step.adjoint.free_symbols:
+        return ""
+    return f" = {_number(step.value)}"
+
+
+def _number(value: Any) -> str:
+    array = np.asarray(value)
+    return f"{array.item():.6g}" if array.size == 1 else np.array2string(array, precision=6)
+
+
+def explain(target: Any, *args: Any, wrt: Any = None) -> Derivation:
+    """A derivation of the gradient, step by step, naming each rule.
+
+    `explain(fn, *args, wrt="x")` traces `fn` (`wrt`: parameter names or positions, default
+    all); `explain(tensor)` explains an eager computation recorded on tensors that require
+    grad (the leaves are named x0, x1, ... in recording order).
+
+    >>> import sorix
+    >>> print(sorix.explain(lambda x, y: x * sorix.sin(y), 2.0, 0.5).gradients["x"])
+    sin(y)
+    """
+    from sorix.tensor import Tensor
+    from sorix.tracing import trace_tree
+
+    if isinstance(target, Tensor):
+        graph = Graph.from_tensors(target)
+        leaves = graph.meta["input_tensors"]
+        return derive(graph, range(len(graph.inputs)), [t.numpy() for t in leaves])
+    if not callable(target):
+        raise SorixError("explain() takes a function and its arguments, or a tensor")
+    graph, _ = trace_tree(target, args, {})
+    names = graph.input_names
+    if wrt is None:
+        positions = [i for i, nid in enumerate(graph.inputs)
+                     if np.dtype(graph.nodes[nid].dtype).kind == "f"]
+    else:
+        wanted = [wrt] if isinstance(wrt, (str, int)) else list(wrt)
+        positions = []
+        for w in wanted:
+            if isinstance(w, str) and w not in names:
+                raise SorixError(f"explain(): {w!r} is not an argument; the arguments are "
+                                 f"{', '.join(names)}")
+            positions.append(names.index(w) if isinstance(w, str) else int(w))
+    arrays = [np.asarray(a.numpy() if isinstance(a, Tensor) else a, dtype=float)
+              for a in args]
+    return derive(graph, positions, arrays)
