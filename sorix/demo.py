@@ -13,69 +13,8 @@ import os
 import shutil
 import sys
 
-import numpy as np
-from graphviz import Digraph
-
-from sorix import Tensor, tensor
-
-_OP = {"shape": "circle", "style": "filled", "color": "#F7DC6F"}
-_POINT = {"shape": "point", "width": "0.1"}
-
-
-def _label(array: np.ndarray) -> str:
-    if array.ndim == 0:
-        return str(array.item())
-    return str(array.round(2)) if array.size <= 6 else str(array.shape)
-
-
-def _edges(root: Tensor) -> list[tuple[Tensor, Tensor]]:
-    """(parent, child) pairs of the recorded graph in the seed's depth-first order; iterative, and
-    each tensor's parents are listed once even when the tensor is used many times."""
-    edges: list[tuple[Tensor, Tensor]] = []
-    seen = {id(root)}
-    stack = [(p, root) for p in reversed(root._prev)]
-    while stack:
-        parent, child = stack.pop()
-        edges.append((parent, child))
-        if id(parent) not in seen:
-            seen.add(id(parent))
-            stack.extend((p, parent) for p in reversed(parent._prev))
-    return edges
-
-
-def draw(root: Tensor, backward: bool = False) -> Digraph:
-    """The seed's drawing: data on forward edges (left to right), grads on backward ones."""
-    dot = Digraph(graph_attr={"rankdir": "RL" if backward else "LR"})
-    declared: set[str] = set()
-
-    def node(t: Tensor) -> str:
-        name = str(id(t)) if t._op else f"INPUT_{id(t)}"
-        if name not in declared:
-            declared.add(name)
-            if t._op:
-                dot.node(name, t._op, **_OP)
-            else:
-                dot.node(name, "", **_POINT)
-        return name
-
-    def edge(src: Tensor, dst: str, prefix: str = "") -> None:
-        """An edge carrying `src` into `dst` (drawn the other way round going backward)."""
-        if backward:
-            has = src.grad is not None
-            text = f"grad={_label(src.grad.numpy())}" if has else "grad=None"
-            ends = (dst, node(src))
-        else:
-            has, text = src.requires_grad, prefix + _label(src.numpy())
-            ends = (node(src), dst)
-        dot.edge(*ends, label=text, color="green" if has else "#888888")
-
-    for parent, child in _edges(root):
-        edge(parent, node(child), prefix="data=")
-    if root._op:
-        final = f"FINAL_{id(root)}"
-        dot.node(final, "", **_POINT)
-        edge(root, final)
-    return dot
+from sorix import tensor
+from sorix.export.draw import draw
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"df/dy: {y.grad}")
 
     os.makedirs(outdir, exist_ok=True)
-    drawings = {"forward": forward, "backward": draw(f, backward=True)}
+    drawings = {"forward": forward, "backward": draw(f, grad=True)}
     if shutil.which("dot") is None:
         for name, dot in drawings.items():
             path = dot.save(filename=f"{name}.dot", directory=outdir)

@@ -190,6 +190,15 @@ class Graph:
 
         return from_json(text)
 
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
+        """Jupyter: an SVG drawing where Graphviz's `dot` is installed, the IR text always."""
+        import shutil
+
+        bundle = {"text/plain": str(self)}
+        if shutil.which("dot"):
+            bundle["image/svg+xml"] = self.to_dot().pipe(format="svg").decode()
+        return bundle
+
     def __str__(self) -> str:
         from sorix.ir.printing import format_graph
 

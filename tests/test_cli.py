@@ -1,0 +1,100 @@
+"""The `sorix` command line and its restricted expression parser."""
+
+import builtins
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import sorix
+from sorix.cli import main, run
+from sorix.expr import ExpressionError, parse_expression
+
+
+def sorix_cmd(*args, check=True):
+    return subprocess.run([sys.executable, "-m", "sorix", *args], capture_output=True,
+                          text=True, check=check)
+
+
+@pytest.mark.parametrize("command", ["", "explain", "draw", "compile", "passes"])
+def test_help_for_each_command(command):
+    result = sorix_cmd(*([command] if command else []), "--help")
+    assert result.returncode == 0 and "usage: sorix" in result.stdout
+
+
+def test_explain_prints_the_derivation_with_rules():
+    out = run(["explain", "x**2*sin(y)", "--wrt", "x", "--at", "x=3", "y=0.5"])
+    assert "[product rule, chain rule]" in out and "[power rule]" in out
+    assert "df/dx = 2*x*sin(y) = 2.87655" in out
+
+
+def test_explain_formats():
+    assert run(["explain", "x*y", "--latex"]).startswith("\\begin{aligned}")
+    assert "| step | node | rule |" in run(["explain", "x*y", "--markdown"])
+    assert '"gradients"' in run(["explain", "x*y", "--json"])
+
+
+def test_compile_prints_generated_source_and_passes_the_report():
+    source = run(["compile", "x**2*sin(y)", "--grad"])
+    assert source.startswith("def compiled(x, y):") and "cos(y)" in source
+    report = run(["passes", "x*y + x*y"])
+    assert "eliminate_common_subexpressions" in report and "merged" in report
+
+
+def test_draw_writes_svg_and_dot(tmp_path):
+    svg, dot = tmp_path / "g.svg", tmp_path / "g.dot"
+    assert run(["draw", "exp(x)*y", "-o", str(svg), "--grad"]) == f"wrote {svg}"
+    assert svg.read_text().lstrip().startswith(("<?xml", "<svg"))
+    run(["draw", "exp(x)*y", "-o", str(dot)])
+    assert dot.read_text().startswith("digraph")
+
+
+def test_shapes_make_vector_variables():
+    out = run(["compile", "sin(x)*y", "--shape", "3", "--grad"])
+    assert "float64[3]" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["explain", "__import__('os').system('true')"], "unknown function '__import__'"),
+    (["explain", "x.real"], "'x.real' is not allowed"),
+    (["explain", "x[0]"], "is not allowed"),
+    (["explain", "'text'"], "only numbers"),
+    (["explain", "x +"], "not an expression"),
+    (["explain", "x*y", "--wrt", "z"], "'z' is not a variable"),
+    (["explain", "x*y", "--at", "x=abc"], "is not a number"),
+    (["draw", "x", "-o", "out.gif"], "unknown format 'gif'"),
+    (["compile", "x", "--shape", "a"], "--shape must be integers"),
+    (["compile", "2 + 3"], "no variables"),
+])
+def test_bad_input_exits_2_with_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sorix: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_bad_input_from_a_real_process():
+    result = sorix_cmd("explain", "open('x')", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "unknown function 'open'" in result.stderr
+
+
+def test_expressions_never_reach_eval(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("eval/exec called")
+
+    monkeypatch.setattr(builtins, "eval", refuse)
+    monkeypatch.setattr(builtins, "exec", refuse)
+    fn, names = parse_expression("exp(-x) * (y + 2) ** 3 / sqrt(x)")
+    assert names == ["x", "y"]
+    x, y = np.float64(1.5), np.float64(0.5)
+    assert float(sorix.jit(fn).symbolic(sorix.tensor(x), sorix.tensor(y)).item()) == \
+        pytest.approx(np.exp(-x) * (y + 2) ** 3 / np.sqrt(x))
+
+
+@pytest.mark.parametrize("text", ["lambda: 1", "[x]", "x if y else z", "f(x)", "sin(x, y)",
+                                  "sin(x=1)", "x == y", "x and y", "True", "_x", "sin"])
+def test_parser_rejects_everything_outside_the_allow_list(text):
+    with pytest.raises(ExpressionError):
+        parse_expression(text)
