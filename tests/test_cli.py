@@ -56,7 +56,7 @@ def test_shapes_make_vector_variables():
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["explain", "__import__('os').system('true')"], "unknown function '__import__'"),
+    (["explain", "__import__('os').system('true')"], "unknown function"),
     (["explain", "x.real"], "'x.real' is not allowed"),
     (["explain", "x[0]"], "is not allowed"),
     (["explain", "'text'"], "only numbers"),
