@@ -17,6 +17,7 @@ from sorix.api import (
 )
 from sorix.custom import custom_op, remove_custom_op
 from sorix.errors import DTypeError, GradError, ShapeError, SorixError
+from sorix.export.draw import draw, draw_pass
 from sorix.export.explain import Derivation, explain
 from sorix.functional import (
     abs,
@@ -78,7 +79,7 @@ from sorix.tensor import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Derivation", "custom_op", "explain", "gradcheck", "remove_custom_op",
+    "Derivation", "custom_op", "draw", "draw_pass", "explain", "gradcheck", "remove_custom_op",
     "compile", "hessian", "jacobian", "jit", "jvp", "optimize", "trace", "value_and_grad",
     "vjp", "DType", "DTypeError",
     "GradError", "ShapeError", "SorixError", "Tensor", "abs", "arange",

@@ -171,11 +171,11 @@ class Graph:
             if nid not in self.nodes:
                 raise SorixError(f"input or output %{nid} is not a node of the graph")
 
-    def to_dot(self):  # noqa: ANN201 - graphviz.Digraph, imported lazily
-        """A graphviz.Digraph of this graph (see `sorix.export.dot`)."""
+    def to_dot(self, **options: Any):  # noqa: ANN201 - graphviz.Digraph, imported lazily
+        """A graphviz.Digraph of this graph (see `sorix.export.dot` for the options)."""
         from sorix.export.dot import to_dot
 
-        return to_dot(self)
+        return to_dot(self, **options)
 
     def to_json(self, indent: int | None = None) -> str:
         """This graph as a JSON document (see `sorix.export.json`)."""
