@@ -16,9 +16,11 @@ from sorix.api import (
     vjp,
 )
 from sorix.custom import custom_op, remove_custom_op
-from sorix.errors import DTypeError, GradError, ShapeError, SorixError
+from sorix.errors import DTypeError, GradError, GraphFormatError, ShapeError, SorixError
 from sorix.export.draw import draw, draw_pass
 from sorix.export.explain import Derivation, explain
+from sorix.export.from_sympy import from_sympy
+from sorix.export.sympy import to_latex, to_sympy
 from sorix.functional import (
     abs,
     arange,
@@ -79,10 +81,11 @@ from sorix.tensor import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Derivation", "custom_op", "draw", "draw_pass", "explain", "gradcheck", "remove_custom_op",
+    "Derivation", "custom_op", "draw", "draw_pass", "explain", "from_sympy", "to_latex",
+    "to_sympy", "gradcheck", "remove_custom_op",
     "compile", "hessian", "jacobian", "jit", "jvp", "optimize", "trace", "value_and_grad",
     "vjp", "DType", "DTypeError",
-    "GradError", "ShapeError", "SorixError", "Tensor", "abs", "arange",
+    "GradError", "GraphFormatError", "ShapeError", "SorixError", "Tensor", "abs", "arange",
     "bool_", "broadcast_to", "clip", "concatenate", "cos", "enable_grad", "exp", "eye",
     "float16", "float32", "float64", "full", "grad", "int32", "int64", "ir", "is_grad_enabled",
     "linspace", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min",

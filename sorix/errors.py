@@ -29,6 +29,10 @@ class GradError(SorixError, RuntimeError):
     """A backward pass that cannot run as asked."""
 
 
+class GraphFormatError(SorixError, ValueError):
+    """A serialized graph (JSON or IR text) that is malformed or breaks an IR invariant."""
+
+
 def user_location() -> str:
     """'file.py:12' for the innermost frame outside the sorix package, or '' if there is none."""
     frame = sys._getframe(1)

@@ -175,7 +175,7 @@ def test_demo_drawings_use_the_seed_style():
     assert forward.count("shape=circle") == 3 and "data=[9.]" in forward
     assert "rankdir=LR" in forward
     f.backward()
-    backward = demo.draw(f, backward=True).source
+    backward = demo.draw(f, grad=True).source
     assert "rankdir=RL" in backward
     edges = [line for line in backward.splitlines() if "->" in line]
     assert len(edges) == 5 and all("grad=" in e and "color=green" in e for e in edges)

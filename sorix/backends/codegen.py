@@ -137,7 +137,7 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled") -> Program:
             body.append(f"    del {', '.join(names[a] for a in dead)}")
     outputs = ", ".join(names[o] for o in graph.outputs)
     source = "\n".join([f"def {fn_name}({', '.join(params)}):", *body,
-                        f"    return ({outputs},)", ""])
+                        f"    return ({outputs}{',' if outputs else ''})", ""])
     filename = f"<sorix-generated-{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 (source we generated)

@@ -190,6 +190,19 @@ class Graph:
 
         return from_json(text)
 
+    def to_sympy(self, symbols: Any = None) -> list[Any]:
+        """The outputs as SymPy expressions (object arrays for arrays; see
+        `sorix.export.sympy`)."""
+        from sorix.export.sympy import to_sympy
+
+        return to_sympy(self, symbols)
+
+    def to_latex(self) -> str:
+        """The outputs as LaTeX, one per line."""
+        from sorix.export.sympy import to_latex
+
+        return "\\\\\n".join(to_latex(e) for e in self.to_sympy())
+
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
         """Jupyter: an SVG drawing where Graphviz's `dot` is installed, the IR text always."""
         import shutil

@@ -451,7 +451,7 @@ _register(
        vjp=lambda g, out, a, index: (call("scatter_add", g, index=index, shape=a.shape),),
        text="d a[i] = da[i]", latex=r"d\,a_{[i]} = da_{[i]}"),
     Op("scatter_add", 1, "_scatter_add(xp, {0}, {index}, {shape})",
-       lambda s, index, shape: tuple(shape), shapes.first, attrs=("index", "shape"),
+       shapes.scattered, shapes.first, attrs=("index", "shape"),
        runtime={"index": KERNELS["_index"]},
        symbol="scatter_add", rule="scatter rule",
        vjp=lambda g, out, a, index, shape: (call("getitem", g, index=index),),

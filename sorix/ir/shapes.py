@@ -30,6 +30,8 @@ def same(shape: Shape, **_: object) -> Shape:
 
 def reduced(shape: Shape, axis: tuple[int, ...] | None, keepdims: bool = False) -> Shape:
     axes = range(len(shape)) if axis is None else axis
+    if len(set(axes)) != len(tuple(axes)):
+        raise ShapeError(f"repeated axis in {tuple(axes)}")
     for a in axes:
         if not 0 <= a < len(shape):
             raise ShapeError(f"axis {a} is out of bounds for shape {tuple(shape)}")
@@ -147,3 +149,11 @@ def pow_scalar(dtype: str, exponent: float) -> str:
 
 def cast(_: str, dtype: str) -> str:
     return dtype
+
+
+def scattered(s: Shape, index: tuple, shape: Shape) -> Shape:
+    """scatter_add of a value of shape `s` into `shape` at `index`: the index must fit."""
+    if indexed(tuple(shape), index) != tuple(s):
+        raise ShapeError(f"a value of shape {tuple(s)} does not fit index "
+                         f"{index!r} of shape {tuple(shape)}")
+    return tuple(shape)
