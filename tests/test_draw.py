@@ -44,7 +44,7 @@ def test_draw_pass_highlights_what_the_pass_changed():
     optimized = sorix.optimize(graph, passes=[eliminate_common_subexpressions])
     report = optimized.meta["report"][0]
     source = sorix.draw_pass(report, graph).source
-    assert "#F8C471" in source  # the merged sin
+    assert "#E59866" in source  # the merged sin
     assert "eliminate_common_subexpressions" in source
 
 

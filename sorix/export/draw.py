@@ -80,7 +80,7 @@ def draw(root: Tensor, grad: bool = False) -> Digraph:
     return dot
 
 
-_CHANGE_COLORS = {"removed": "#F1948A", "merged": "#F8C471", "rewritten": "#85C1E9",
+_CHANGE_COLORS = {"removed": "#F1948A", "merged": "#E59866", "rewritten": "#85C1E9",
                   "folded": "#D2B4DE", "fused": "#A9DFBF"}
 
 
@@ -88,7 +88,7 @@ def draw_pass(report: object, before: Graph) -> Digraph:
     """The graph a pass received, its changed nodes coloured by what happened to them.
 
     `report` is one of the `PassReport`s in `optimize`'s `graph.meta["report"]`; `before` is
-    the graph that pass received. Red: removed, orange: merged, blue: rewritten, purple:
+    the graph that pass received. Red: removed, dark orange: merged, blue: rewritten, purple:
     folded.
     """
     dot = to_dot(before, name=getattr(report, "name", "pass"))

@@ -167,9 +167,9 @@ def _sub_negation(rb: Rebuild, node: Node) -> int | None:
 
 
 def _like_terms(rb: Rebuild, node: Node) -> int | None:
-    """a x + b x -> (a + b) x, for constant a and b (x + x -> 2 x)."""
+    """a x + b x -> (a + b) x, for constant a and b (x + x stays: it is one op already)."""
     (x, a), (y, b) = (_scaled(rb, arg) for arg in node.args)
-    if x != y or not _fits(rb, x, node):
+    if x != y or (a, b) == (1.0, 1.0) or not _fits(rb, x, node):
         return None
     return emit(rb, "mul", x, constant(rb, a + b, node.dtype))
 
