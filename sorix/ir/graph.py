@@ -90,7 +90,10 @@ class GraphBuilder:
         args = tuple(args)
         if OPS[op].commutative and self.intern:
             args = tuple(sorted(args))
-        return self._append(Node(op, args, attrs, tuple(shape), dtype), (op, args, attrs))
+        # The key includes the result type: pow(x, 2) and pow(x, 2.0) have equal attributes
+        # (2 == 2.0) but may differ in dtype.
+        return self._append(Node(op, args, attrs, tuple(shape), dtype),
+                            (op, args, attrs, dtype, tuple(shape)))
 
     def input(self, name: str, shape: tuple[int, ...], dtype: str) -> int:
         nid = self._append(Node("input", (), (("name", name),), tuple(shape), dtype))

@@ -45,7 +45,7 @@ def fold_constants(graph: Graph) -> Graph:
 def _fold(rebuild: Rebuild, node) -> np.ndarray | None:  # noqa: ANN001
     op = OPS[node.op]
     args = [rebuild.node(rebuild.mapping[a]) for a in node.args]
-    if not op.pure or not all(a.is_constant for a in args):
+    if not op.pure or op.internal or not all(a.is_constant for a in args):
         return None
     size = int(np.prod(node.shape))
     if size > FOLD_SIZE_LIMIT and size > max(a.value.size for a in args):
@@ -53,9 +53,9 @@ def _fold(rebuild: Rebuild, node) -> np.ndarray | None:  # noqa: ANN001
     try:
         with np.errstate(all="ignore"):
             value = np.asarray(op.impl(np, *[a.value for a in args], **node.params))
+            value = value.astype(node.dtype, copy=False)
     except Exception:  # noqa: BLE001 - the same error will surface at run time
         return None
-    value = value.astype(node.dtype, copy=False)
     if value.shape != node.shape:  # the op's shape rule is the contract; never fold past it
         return None
     return np.require(value, requirements="C")

@@ -19,6 +19,7 @@ only inside are never materialized at full size.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import networkx as nx
 
@@ -33,9 +34,8 @@ FUSE_MIN_SIZE = 65_536
 def _clusters(graph: Graph) -> dict[int, int]:
     """node id -> cluster id, for the fusible nodes (elementwise, at least FUSE_MIN_SIZE).
 
-    Producer and consumer of one shape are merged unless some path leads from the producer's
-    cluster to the consumer's through a node outside both: the merged kernel would then have
-    to wait for a value computed from its own output.
+    Producer and consumer of one shape are merged unless the merged kernel would have to wait
+    for a value computed from its own output (see `_would_cycle`).
     """
     parent: dict[int, int] = {}
 
@@ -55,28 +55,31 @@ def _clusters(graph: Graph) -> dict[int, int]:
             if a not in parent or graph.nodes[a].shape != graph.nodes[nid].shape:
                 continue
             source, target = find(a), find(nid)
-            if source != target and not _detour(graph, parent, find, source, target):
+            if source != target and not _would_cycle(graph, parent, find, source, target):
                 parent[target] = source
     return {nid: find(nid) for nid in parent}
 
 
-def _detour(graph: Graph, parent: dict[int, int], find: object, source: int,
-            target: int) -> bool:
-    """Whether a path leaves cluster `source` and reaches cluster `target` via other nodes."""
-    def cluster_of(n: int) -> int | None:
-        return find(n) if n in parent else None  # type: ignore[operator]
+def _would_cycle(graph: Graph, parent: dict[int, int], find: Any, a: int, b: int) -> bool:
+    """Whether merging clusters `a` and `b` would make the graph of units (clusters and the
+    other nodes) cyclic: a path leaves one of them and reaches the other through a third
+    unit, which would then have to run both before and after the merged kernel."""
+    def unit(n: int) -> Any:
+        return find(n) if n in parent else ("node", n)
 
-    frontier = [u for n in graph.nodes if cluster_of(n) == source
-                for u in graph.nx.successors(n) if cluster_of(u) not in (source, target)]
-    seen = set(frontier)
-    while frontier:
-        n = frontier.pop()
-        for u in graph.nx.successors(n):
-            if cluster_of(u) == target:
+    units = nx.DiGraph()
+    for nid in graph.order():
+        for arg in graph.nodes[nid].args:
+            u, v = unit(arg), unit(nid)
+            if u != v:
+                units.add_edge(u, v)
+    for source, target in ((a, b), (b, a)):
+        if source in units and target in units:
+            indirect = units.copy()
+            if indirect.has_edge(source, target):
+                indirect.remove_edge(source, target)
+            if nx.has_path(indirect, source, target):
                 return True
-            if u not in seen and cluster_of(u) != source:
-                seen.add(u)
-                frontier.append(u)
     return False
 
 
@@ -95,7 +98,7 @@ def fuse(graph: Graph) -> Graph:
         cid = cluster.get(nid)
         return ("cluster", cid) if cid in fused else ("node", nid)
 
-    # Each cluster becomes one unit; the growth rule in _clusters keeps the units acyclic.
+    # Each cluster becomes one unit; _would_cycle kept the units acyclic.
     units = nx.DiGraph()
     units.add_nodes_from(unit(nid) for nid in graph.order())
     units.add_edges_from((unit(a), unit(nid)) for nid in graph.order()

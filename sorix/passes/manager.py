@@ -58,6 +58,8 @@ def optimize(graph: Graph, passes: Sequence[Pass | Fixpoint] | None = None) -> G
     """Run `passes` (default: DEFAULT_PIPELINE); the per-pass report is in meta["report"]."""
     pipeline = DEFAULT_PIPELINE if passes is None else tuple(passes)
     reports: list[PassReport] = []
+    original, graph = graph, Graph(graph.nodes, graph.inputs, graph.outputs)
+    graph.meta = dict(original.meta)  # a copy: optimize never touches its input
     for step in pipeline:
         if isinstance(step, Fixpoint):
             for _ in range(step.max_rounds):

@@ -67,7 +67,17 @@ class Rebuild:
         return self.builder.add(op, args, attrs, shape, dtype)
 
     def finish(self) -> Graph:
-        graph = self.builder.build(self.mapping[o] for o in self.old.outputs)
+        """The new graph, without the nodes a rule built and then did not use.
+
+        Nodes that stand for old ones are kept even when dead (removing those is
+        eliminate_dead_code's job, and its report says so)."""
+        outputs = [self.mapping[o] for o in self.old.outputs]
+        live = set(outputs) | set(self.mapping.values()) | set(self.builder.inputs)
+        for nid in sorted(self.builder.nodes, reverse=True):
+            if nid in live:
+                live.update(self.builder.nodes[nid].args)
+        nodes = {nid: n for nid, n in self.builder.nodes.items() if nid in live}
+        graph = Graph(nodes, self.builder.inputs, outputs)
         graph.meta = {k: v for k, v in self.old.meta.items() if k != "changes"}
         graph.meta["changes"] = self.changes  # read (and removed) by the pass manager
         return graph

@@ -36,6 +36,13 @@ Rule = Callable[[Rebuild, Node], "int | None"]
 # matching helpers ----------------------------------------------------------------------------
 
 
+def _is_exactly(rb: Rebuild, nid: int, value: float) -> bool:
+    """Whether `nid` is the constant `value` everywhere, sign of zero included."""
+    found = scalar_value(rb, nid)
+    return found is not None and found == value and bool(
+        np.signbit(found) == np.signbit(value))
+
+
 def scalar_value(rb: Rebuild, nid: int) -> float | None:
     """The one value of a constant (or a broadcast of one) whose elements are all equal."""
     node = rb.node(nid)
@@ -107,18 +114,20 @@ def _identity_element(rb: Rebuild, node: Node, value: float,
     """The other operand, where the operand at one of `positions` is the constant `value`."""
     for pos in positions:
         other = node.args[1 - pos]
-        if scalar_value(rb, node.args[pos]) == value and _fits(rb, other, node):
+        if _is_exactly(rb, node.args[pos], value) and _fits(rb, other, node):
             return other
     return None
 
 
 def _add_identity(rb: Rebuild, node: Node) -> int | None:
-    """x + 0 -> x."""
-    return _identity_element(rb, node, 0.0, (0, 1))
+    """x + (-0.0) -> x.
+
+    Only the negative zero is an identity: -0.0 + 0.0 is +0.0, not -0.0."""
+    return _identity_element(rb, node, -0.0, (0, 1))
 
 
 def _sub_identity(rb: Rebuild, node: Node) -> int | None:
-    """x - 0 -> x."""
+    """x - 0.0 -> x."""
     return _identity_element(rb, node, 0.0, (1,))
 
 
@@ -142,8 +151,10 @@ def _mul_minus_one(rb: Rebuild, node: Node) -> int | None:
 
 
 def _zero_minus(rb: Rebuild, node: Node) -> int | None:
-    """0 - x -> -x."""
-    if scalar_value(rb, node.args[0]) == 0.0 and _fits(rb, node.args[1], node):
+    """(-0.0) - x -> -x.
+
+    Only from the negative zero: 0.0 - 0.0 is +0.0, not -0.0."""
+    if _is_exactly(rb, node.args[0], -0.0) and _fits(rb, node.args[1], node):
         return emit(rb, "neg", node.args[1])
     return None
 
@@ -167,9 +178,13 @@ def _sub_negation(rb: Rebuild, node: Node) -> int | None:
 
 
 def _like_terms(rb: Rebuild, node: Node) -> int | None:
-    """a x + b x -> (a + b) x, for constant a and b (x + x stays: it is one op already)."""
+    """a x + b x -> (a + b) x, for nonzero constants a and b of one sign."""
     (x, a), (y, b) = (_scaled(rb, arg) for arg in node.args)
     if x != y or (a, b) == (1.0, 1.0) or not _fits(rb, x, node):
+        return None
+    if node.op == "sub":
+        b = -b
+    if a * b <= 0:  # x = inf: inf*a + inf*b is NaN for opposite signs, (a + b)*inf is not
         return None
     return emit(rb, "mul", x, constant(rb, a + b, node.dtype))
 
@@ -215,9 +230,11 @@ def _constant_factors(rb: Rebuild, node: Node) -> int | None:
 
 
 def _product_of_powers(rb: Rebuild, node: Node) -> int | None:
-    """x**a * x**b -> x**(a + b), for exponents of one sign (x * x stays as it is)."""
+    """x**a * x**b -> x**(a + b), for integer exponents of one sign."""
     (x, a), (y, b) = (_power(rb, arg) for arg in node.args)
     if x != y or (a, b) == (1, 1) or a * b <= 0 or not _fits(rb, x, node):
+        return None
+    if not (float(a).is_integer() and float(b).is_integer()):  # (-1)**1.5 is NaN, (-1)**3 not
         return None
     return _pow(rb, x, a + b)
 
@@ -253,8 +270,10 @@ def _scatters(rb: Rebuild, node: Node) -> int | None:
 
 
 def _scatter_partners(rb: Rebuild, node: Node) -> int | None:
-    """(a + scatter(p, i)) + scatter(q, i) -> a + scatter(p + q, i): partners meet across a
-    chain of additions, the shape gradients of overlapping slices take."""
+    """(a + scatter(p, i)) + scatter(q, i) -> a + scatter(p + q, i).
+
+    Partners meet across a chain of additions, the shape gradients of overlapping slices
+    take."""
     for pos in (0, 1):
         chain, last = rb.node(node.args[pos]), rb.node(node.args[1 - pos])
         if chain.op != "add" or last.op != "scatter_add":
@@ -328,7 +347,7 @@ def _log1p(rb: Rebuild, node: Node) -> int | None:
 def _log_sigmoid(rb: Rebuild, node: Node) -> int | None:
     """log(sigmoid(x)) -> -softplus(-x), finite where sigmoid underflows to 0."""
     inner = rb.node(node.args[0])
-    if inner.op != "sigmoid":
+    if inner.op != "sigmoid" or np.dtype(rb.node(inner.args[0]).dtype).kind != "f":
         return None
     return emit(rb, "neg", emit(rb, "softplus", emit(rb, "neg", inner.args[0])))
 
@@ -386,8 +405,9 @@ def _sum_of_broadcast(rb: Rebuild, node: Node) -> int | None:
 
 
 def _unbroadcast_constant(rb: Rebuild, node: Node) -> int | None:
-    """op(x, broadcast_to(c)) -> op(x, c) for elementwise ops where x already has the result's
-    shape: the op broadcasts the small constant itself, with no full-size array in between."""
+    """op(x, broadcast_to(c)) -> op(x, c) where x has the result's shape.
+
+    The op broadcasts the small constant itself, with no full-size array in between."""
     args = list(node.args)
     for pos, arg in enumerate(node.args):
         inner = rb.node(arg)
@@ -400,8 +420,9 @@ def _unbroadcast_constant(rb: Rebuild, node: Node) -> int | None:
 
 
 def _constant_broadcasts(rb: Rebuild, node: Node) -> int | None:
-    """op(broadcast_to(c1), c2) -> broadcast_to(op(c1, c2)) for constants: computed small
-    (and then folded), broadcast once."""
+    """op(broadcast_to(c1), c2) -> broadcast_to(op(c1, c2)) for constants.
+
+    Computed small (and then folded), broadcast once."""
     small, changed = [], False
     for arg in node.args:
         inner = rb.node(arg)
@@ -448,10 +469,8 @@ def _transpose_chain(rb: Rebuild, node: Node) -> int | None:
 
 
 RULES: dict[str, tuple[Rule, ...]] = {
-    "add": (_add_identity, _add_negation, _like_terms, _scatters, _scatter_partners,
-            _common_factor),
-    "sub": (_sub_identity, _zero_minus, _sub_negation, _minus_logsumexp, _scatters,
-            _common_factor),
+    "add": (_add_identity, _add_negation, _like_terms, _scatters, _scatter_partners),
+    "sub": (_sub_identity, _zero_minus, _sub_negation, _minus_logsumexp, _scatters),
     "mul": (_mul_identity, _mul_minus_one, _negated_factors, _constant_factors,
             _product_of_powers),
     "div": (_div_identity, _softmax),
@@ -467,19 +486,40 @@ RULES: dict[str, tuple[Rule, ...]] = {
 }
 
 
+#: Rewrites that may turn a NaN into a number (y = inf, a = 1, b = 0: y a + y b is NaN but
+#: y (a + b) is inf); `simplify_fast_math` adds them, the default pipeline does not.
+FAST_MATH_RULES: dict[str, tuple[Rule, ...]] = {
+    "add": (_common_factor,),
+    "sub": (_common_factor,),
+}
+
+
 def simplify(graph: Graph) -> Graph:
+    return _simplify(graph, RULES)
+
+
+def simplify_fast_math(graph: Graph) -> Graph:
+    """simplify, plus the FAST_MATH_RULES (opt in: `passes=[..., simplify_fast_math, ...]`)."""
+    rules = {op: RULES.get(op, ()) + FAST_MATH_RULES.get(op, ())
+             for op in set(RULES) | set(FAST_MATH_RULES)}
+    return _simplify(graph, rules)
+
+
+def _simplify(graph: Graph, table: dict[str, tuple[Rule, ...]]) -> Graph:
     rebuild = Rebuild(graph)
     names = canonical_names(graph)
     for nid in graph.order():
         node = graph.nodes[nid]
         new = None
-        rules = RULES.get(node.op, ())
+        rules = table.get(node.op, ())
         if OPS[node.op].elementwise if node.op in OPS else False:
             rules = (*rules, _constant_broadcasts, _unbroadcast_constant)
         for rule in rules:
             view = Node(node.op, tuple(rebuild.mapping[a] for a in node.args), node.attrs,
                         node.shape, node.dtype)
             new = rule(rebuild, view)
+            if new is not None and not _fits(rebuild, new, node):
+                new = None  # a rule may never change a shape or a dtype
             if new is not None:
                 rebuild.changes.append(Change(
                     "rewritten", f"{names[nid]} = {format_node(node, names)}",
