@@ -145,3 +145,11 @@ def test_custom_op_names_are_checked():
         sorix.custom_op("sin", vjp=None)(_cube)
     with pytest.raises(sorix.SorixError, match="identifier"):
         sorix.custom_op("not a name", vjp=None)(_cube)
+
+
+def test_explain_of_array_arguments():
+    d = sorix.explain(lambda x: (x**2).sum(), np.array([1.0, 2.0]))
+    assert [s.op for s in d.steps] == ["sum", "pow_scalar"]
+    assert str(d.gradients["x"].tolist()) == "[2*x_0, 2*x_1]"
+    np.testing.assert_allclose(d.values["x"], [2.0, 4.0])
+    assert "d/d(%0) = 2*%0" in str(d)

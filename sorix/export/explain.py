@@ -169,8 +169,10 @@ def _locals(graph: Graph, node_id: int, formula_of: dict[int, Any],
         if partials[i] is None:
             continue
         arg_formulas = [formula_of.get(a) for a in node.args]
-        substitution = {sp.Symbol(f"a{j}", real=True): f for j, f in enumerate(arg_formulas)
-                        if isinstance(f, sp.Basic)}
+        # Scalar arguments appear as their formulas, array ones by their IR names.
+        substitution = {sp.Symbol(f"a{j}", real=True): f if isinstance(f, sp.Basic)
+                        else sp.Symbol(names[a]) for j, (f, a) in
+                        enumerate(zip(arg_formulas, node.args))}
         label = _text(arg_formulas[i]) if isinstance(arg_formulas[i], sp.Basic) else names[arg]
         out.append((label, _tidy(partials[i].xreplace(substitution))))
     return out
@@ -199,7 +201,9 @@ def _scalar_partials(op_name: str, arity: int, attrs: tuple) -> list[Any]:
 def _tidy(expr: Any) -> Any:
     """Floats that are whole numbers print as integers (2*x rather than 2.0*x)."""
     if isinstance(expr, np.ndarray):
-        return expr if expr.ndim else _tidy(expr.item())
+        if not expr.ndim:
+            return _tidy(expr.item())
+        return np.vectorize(_tidy, otypes=[object])(expr)
     if not isinstance(expr, sp.Basic):
         return expr
     whole = {f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f).is_integer()}
@@ -230,7 +234,8 @@ def _value_suffix(step: Step) -> str:
     """' = 0.479' after an adjoint formula, unless the formula is that number already."""
     if step.value is None:
         return ""
-    if isinstance(step.adjoint, sp.Basic) and not step.adjoint.free_symbols:
+    formulas = step.adjoint.ravel() if isinstance(step.adjoint, np.ndarray) else [step.adjoint]
+    if all(isinstance(f, sp.Basic) and not f.free_symbols for f in formulas):
         return ""
     return f" = {_number(step.value)}"
 
