@@ -3,7 +3,7 @@
 Public API only: everything here is re-exported from the module that owns it.
 """
 
-from sorix import ir
+from sorix import cuda, ir
 from sorix.api import (
     compile,
     grad,
@@ -16,6 +16,7 @@ from sorix.api import (
     vjp,
 )
 from sorix.custom import custom_op, remove_custom_op
+from sorix.device import device
 from sorix.errors import DTypeError, GradError, GraphFormatError, ShapeError, SorixError
 from sorix.export.draw import draw, draw_pass
 from sorix.export.explain import Derivation, explain
@@ -81,15 +82,14 @@ from sorix.tensor import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Derivation", "custom_op", "draw", "draw_pass", "explain", "from_sympy", "to_latex",
-    "to_sympy", "gradcheck", "remove_custom_op",
-    "compile", "hessian", "jacobian", "jit", "jvp", "optimize", "trace", "value_and_grad",
-    "vjp", "DType", "DTypeError",
-    "GradError", "GraphFormatError", "ShapeError", "SorixError", "Tensor", "abs", "arange",
-    "bool_", "broadcast_to", "clip", "concatenate", "cos", "enable_grad", "exp", "eye",
-    "float16", "float32", "float64", "full", "grad", "int32", "int64", "ir", "is_grad_enabled",
-    "linspace", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min",
-    "minimum", "no_grad", "ones", "ones_like", "rand", "randn", "relu", "reshape", "sigmoid",
-    "sign", "sin", "softmax", "sqrt", "stack", "sum", "tan", "tanh", "tensor", "transpose",
-    "where", "zeros", "zeros_like",
+    "abs", "arange", "bool_", "broadcast_to", "clip", "compile", "concatenate", "cos", "cuda",
+    "custom_op", "Derivation", "device", "draw", "draw_pass", "DType", "DTypeError", "enable_grad",
+    "exp", "explain", "eye", "float16", "float32", "float64", "from_sympy", "full", "grad",
+    "gradcheck", "GradError", "GraphFormatError", "hessian", "int32", "int64", "ir",
+    "is_grad_enabled", "jacobian", "jit", "jvp", "linspace", "log", "log_softmax", "logsumexp",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "no_grad", "ones", "ones_like",
+    "optimize", "rand", "randn", "relu", "remove_custom_op", "reshape", "ShapeError", "sigmoid",
+    "sign", "sin", "softmax", "SorixError", "sqrt", "stack", "sum", "tan", "tanh", "tensor",
+    "Tensor", "to_latex", "to_sympy", "trace", "transpose", "value_and_grad", "vjp", "where",
+    "zeros", "zeros_like",
 ]

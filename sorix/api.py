@@ -7,6 +7,12 @@ Transformed traces its symbolic rule once per input signature (shapes, dtypes, s
 optimizes the graph, lowers it and caches the program. Called on traced tensors (inside another
 trace), it runs the symbolic rule directly: that is inlining, and it is why transforms nest
 (`grad(grad(f))`, `jit(hessian(f))`).
+
+Devices: the signature includes the device of every tensor argument that is not on the cpu,
+and a transform with no explicit backend lowers for the device its tensors are on: numpy for
+cpu tensors, cupy for CUDA tensors (whose outputs are CUDA tensors). `backend="cupy"` runs on
+the current CUDA device whatever the arguments (host values are copied there); an explicit
+`backend="numpy"` refuses CUDA tensors rather than copying them back silently.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from sorix import cuda
 from sorix.autodiff import grad_of_tensors
+from sorix.device import CPU, device, device_of_array
 from sorix.errors import SorixError, at_user_line
 from sorix.ir.graph import Graph
 from sorix.passes import grad as grad_pass
@@ -26,7 +34,9 @@ from sorix.passes.manager import debug_level, optimize
 from sorix.tensor import Tensor, apply
 from sorix.tracing import Abstract, flatten, rebuilder, replay, trace_tree, unflatten
 
-BACKENDS = ("numpy",)
+BACKENDS = ("numpy", "cupy")
+
+_NDARRAY = np.ndarray  # one global lookup on the call hot path, not two
 
 
 def _lower(graph: Graph, backend: str) -> Any:
@@ -34,7 +44,38 @@ def _lower(graph: Graph, backend: str) -> Any:
         from sorix.backends.numpy_backend import lower
 
         return lower(graph)
+    if backend == "cupy":
+        from sorix.backends.cupy_backend import lower
+
+        cuda.require()  # a clear error (what to install, or no device) before any work
+        return lower(graph)
     raise SorixError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+
+
+def _backend_device(backend: str) -> device:
+    """Where a backend's programs compute: the cpu, or the current CUDA device."""
+    if backend == "cupy":
+        cuda.require()
+        return device("cuda").resolved()
+    return CPU
+
+
+def _argument(arg: Any, place: device, what: str) -> Any:
+    """An argument (tensor or array) as an array on `place`, the device a program runs on.
+
+    Host data goes to a CUDA program's device; CUDA data is never copied back to the host
+    silently for a numpy program: that is an error saying how to move it."""
+    if isinstance(arg, Tensor):
+        data, source = arg._concrete(what), arg.device
+    else:
+        data, source = arg, device_of_array(arg)
+    if place is CPU:
+        if source is not CPU:
+            raise SorixError(at_user_line(
+                f"{what} runs on the cpu (backend 'numpy') but got an argument on {source}; "
+                f"move it with .cpu(), or use backend='cupy'"))
+        return np.asarray(data)
+    return place.put(data if source is not CPU else np.asarray(data))
 
 
 # compiled programs -------------------------------------------------------------------------
@@ -44,13 +85,17 @@ class CompiledGraph:
     """A graph lowered to a callable; `source` is the generated code, `graph` what it computes.
 
     Inputs are checked against the graph's input shapes and dtypes, and outputs come back as
-    numpy arrays (a single one when the graph has one output).
+    arrays of the backend (a single one when the graph has one output): numpy arrays, or cupy
+    arrays on the current CUDA device for backend "cupy" (host inputs are copied there).
     """
 
     def __init__(self, graph: Graph, backend: str = "numpy") -> None:
+        if backend not in BACKENDS:
+            raise SorixError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         self.graph = graph
         self.backend = backend
         self.program = _lower(graph, backend)
+        self.device = _backend_device(backend)
         self.source = self.program.source
         if debug_level() >= 3:
             print(f"[sorix] generated source:\n{self.source}")
@@ -62,20 +107,25 @@ class CompiledGraph:
                 f"compiled graph takes {len(graph.inputs)} inputs "
                 f"({', '.join(graph.input_names)}), got {len(args)}"))
         arrays = []
+        place = self.device
         for name, nid, arg in zip(graph.input_names, graph.inputs, args):
-            array = np.asarray(arg.numpy() if isinstance(arg, Tensor) else arg)
+            array = _argument(arg, place, "compiled graph")
             node = graph.nodes[nid]
             if array.shape != node.shape or array.dtype.name != node.dtype:
                 raise SorixError(at_user_line(
                     f"argument {name!r} should be {node.type_text}, got "
                     f"{Abstract(array.shape, array.dtype.name)}"))
             arrays.append(array)
-        outputs = tuple(np.asarray(v) for v in self.program.fn(*arrays))
+        if place is CPU:
+            outputs = tuple(np.asarray(v) for v in self.program.fn(*arrays))
+        else:
+            with cuda.using(place.index):
+                outputs = tuple(place.xp.asarray(v) for v in self.program.fn(*arrays))
         return outputs[0] if len(outputs) == 1 else outputs
 
 
 def compile(graph: Graph, backend: str = "numpy") -> CompiledGraph:  # noqa: A001
-    """Lower `graph` to a callable with `.source` and `.graph`."""
+    """Lower `graph` to a callable with `.source` and `.graph`; backend "numpy" or "cupy"."""
     return CompiledGraph(graph, backend)
 
 
@@ -84,6 +134,7 @@ class _Entry:
     program: Any
     out_spec: Any
     graph: Graph
+    device: Any = CPU  # where the program computes
 
     def __post_init__(self) -> None:
         self.structure = rebuilder(self.out_spec)
@@ -92,14 +143,14 @@ class _Entry:
 class Transformed:
     """A function compiled once per input signature from its symbolic rule."""
 
-    def __init__(self, symbolic: Callable[..., Any], name: str, backend: str = "numpy",
+    def __init__(self, symbolic: Callable[..., Any], name: str, backend: str | None = None,
                  static_argnums: Sequence[int] = (), static_argnames: Sequence[str] = (),
                  passes: Sequence[Callable[[Graph], Graph]] | None = None,
                  named_like: Callable[..., Any] | None = None) -> None:
         self.symbolic = symbolic
         self.named_like = named_like
         self.__name__ = name
-        self.backend = backend
+        self.backend = backend  # None: by the device of the tensor arguments
         self.static_argnums = tuple(static_argnums)
         self.static_argnames = tuple(static_argnames)
         self.passes = passes
@@ -118,13 +169,14 @@ class Transformed:
             if i in self.static_argnums:
                 parts.append(("static", _hashable(arg, i)))
             elif isinstance(arg, Tensor):
-                parts.append((arg.shape, arg.dtype.name))
+                parts.append(_tensor_part(arg))
             elif isinstance(arg, np.ndarray):
                 parts.append((arg.shape, arg.dtype.name))
             else:
                 leaves, spec = flatten(arg)
                 parts.append((spec, tuple(
-                    (Abstract.of(x).shape, Abstract.of(x).dtype) for x in leaves)))
+                    _tensor_part(x) if isinstance(x, Tensor)
+                    else (Abstract.of(x).shape, Abstract.of(x).dtype) for x in leaves)))
         for key in sorted(kwargs):
             if key not in self.static_argnames:
                 raise SorixError(at_user_line(
@@ -163,8 +215,10 @@ class Transformed:
                 kind = type(a)
                 if kind is Tensor:
                     a = a.data
-                    if a is None:
-                        return self.symbolic(*args)
+                    if a.__class__ is not _NDARRAY:  # traced, or on a CUDA device
+                        if a is None:
+                            return self.symbolic(*args)
+                        break
                 elif kind is not np.ndarray:
                     break
                 arrays.append(a)
@@ -179,9 +233,16 @@ class Transformed:
         entry = self._cache.get(signature)
         if entry is None:
             entry = self._compile(signature, args, kwargs)
-        arrays = [np.asarray(leaf.numpy() if isinstance(leaf, Tensor) else leaf)
-                  for i, a in enumerate(args) if i not in self.static_argnums
+        leaves = [leaf for i, a in enumerate(args) if i not in self.static_argnums
                   for leaf in flatten(a)[0]]
+        place = entry.device
+        if place is not CPU:
+            arrays = [_argument(leaf, place, self.__name__) for leaf in leaves]
+            with cuda.using(place.index):
+                results = entry.program.fn(*arrays)
+            return entry.structure([Tensor._wrap(r, place) for r in results])
+        arrays = [np.asarray(leaf.numpy() if isinstance(leaf, Tensor) else leaf)
+                  for leaf in leaves]
         if not kwargs and not self.static_argnums and all(
                 type(a) in (Tensor, np.ndarray) for a in args):
             self._fast[tuple((a.shape, a.dtype) for a in arrays)] = entry
@@ -195,9 +256,29 @@ class Transformed:
         graph, out_spec = trace_tree(self.symbolic, args, kwargs, self.static_argnums,
                                      self.named_like)
         graph = optimize(graph, self.passes)
-        entry = _Entry(_lower(graph, self.backend), out_spec, graph)
+        backend, place = self._placement(args)
+        entry = _Entry(_lower(graph, backend), out_spec, graph, place)
         self._cache[signature] = entry
         return entry
+
+    def _placement(self, args: Sequence[Any]) -> tuple[str, device]:
+        """(backend, device) for these arguments: the device their tensors are on decides,
+        unless the transform was given a backend."""
+        places = {leaf.device for i, a in enumerate(args) if i not in self.static_argnums
+                  for leaf in flatten(a)[0] if isinstance(leaf, Tensor)}
+        if len(places) > 1:
+            raise SorixError(at_user_line(
+                f"{self.__name__}: its tensor arguments are on different devices "
+                f"({', '.join(sorted(map(str, places)))}); move them to one device first"))
+        place = places.pop() if places else CPU
+        backend = self.backend or ("numpy" if place is CPU else "cupy")
+        if backend == "numpy" and place is not CPU:
+            raise SorixError(at_user_line(
+                f"{self.__name__} was compiled with backend='numpy' but its arguments are on "
+                f"{place}; move them with .cpu(), or leave the backend to the arguments"))
+        if backend == "cupy" and place is CPU:
+            place = _backend_device("cupy")
+        return backend, place
 
     def lower(self, *args: Any, **kwargs: Any) -> _Entry:
         """The compiled entry (graph, program) for these arguments, compiling if needed."""
@@ -246,19 +327,32 @@ def _hashable(value: Any, where: Any) -> Any:
     return value
 
 
+def _tensor_part(t: Tensor) -> tuple[Any, ...]:
+    """A tensor's part of a signature: (shape, dtype), plus its device when it is not the cpu."""
+    if t.device is CPU:
+        return (t.shape, t.dtype.name)
+    return (t.shape, t.dtype.name, str(t.device))
+
+
 def _describe(part: Any) -> str:
     if isinstance(part, tuple) and len(part) == 2 and isinstance(part[1], str):
         return str(Abstract(tuple(part[0]), part[1]))
+    if isinstance(part, tuple) and len(part) == 3 and isinstance(part[1], str) and isinstance(
+            part[2], str):
+        return f"{Abstract(tuple(part[0]), part[1])} on {part[2]}"
     return repr(part)
 
 
 # the transforms ----------------------------------------------------------------------------
 
 
-def jit(fn: Callable[..., Any] | None = None, *, backend: str = "numpy",
+def jit(fn: Callable[..., Any] | None = None, *, backend: str | None = None,
         static_argnums: int | Sequence[int] = (), static_argnames: str | Sequence[str] = (),
         passes: Sequence[Callable[[Graph], Graph]] | None = None) -> Any:
     """Compile `fn` once per input signature; usable as `@jit` or `@jit(static_argnums=1)`.
+
+    `backend`: None (by the arguments' device: numpy for cpu tensors, cupy for CUDA tensors),
+    "numpy" or "cupy".
 
     >>> import sorix
     >>> @sorix.jit
@@ -267,7 +361,7 @@ def jit(fn: Callable[..., Any] | None = None, *, backend: str = "numpy",
     >>> f(sorix.tensor([1.0, 2.0]))
     tensor(5., dtype=sorix.float64)
     """
-    if backend not in BACKENDS:
+    if backend is not None and backend not in BACKENDS:
         raise SorixError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     statics = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)

@@ -17,16 +17,17 @@ from sorix.tensor import Tensor, _axis, apply, as_dtype
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False,
-           device: str = "cpu") -> Tensor:
-    """Create a tensor from numbers, nested sequences or an array.
+           device: Any = None) -> Tensor:
+    """Create a tensor from numbers, nested sequences or an array (always a copy).
+
+    `device`: "cpu", "cuda", "cuda:N" or a `sorix.device`; by default where `data` already is
+    (a cupy array or a CUDA tensor stays on its device), else the cpu. CUDA needs cupy
+    (`pip install sorix[gpu]`).
 
     >>> x = tensor([3.0], requires_grad=True)
     >>> x
     tensor([3.], dtype=sorix.float64, requires_grad=True)
     """
-    if device != "cpu":
-        raise SorixError(at_user_line(f"device {device!r} is not available; sorix runs on "
-                                      f"'cpu' here"))
     return Tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
@@ -34,49 +35,64 @@ def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def _factory(array: np.ndarray, requires_grad: bool) -> Tensor:
-    return Tensor(array, requires_grad=requires_grad)
+def _factory(array: np.ndarray, requires_grad: bool, device: Any = None) -> Tensor:
+    return Tensor(array, requires_grad=requires_grad, device=device)
 
 
-def zeros(*shape: Any, dtype: Any = "float64", requires_grad: bool = False) -> Tensor:
-    return _factory(np.zeros(_shape(shape), as_dtype(dtype).numpy), requires_grad)
+def zeros(*shape: Any, dtype: Any = "float64", requires_grad: bool = False,
+          device: Any = None) -> Tensor:
+    return _factory(np.zeros(_shape(shape), as_dtype(dtype).numpy), requires_grad, device)
 
 
-def ones(*shape: Any, dtype: Any = "float64", requires_grad: bool = False) -> Tensor:
-    return _factory(np.ones(_shape(shape), as_dtype(dtype).numpy), requires_grad)
+def ones(*shape: Any, dtype: Any = "float64", requires_grad: bool = False,
+         device: Any = None) -> Tensor:
+    return _factory(np.ones(_shape(shape), as_dtype(dtype).numpy), requires_grad, device)
 
 
-def full(shape: Any, value: float, dtype: Any = "float64",
-         requires_grad: bool = False) -> Tensor:
-    return _factory(np.full(_shape((shape,)), value, as_dtype(dtype).numpy), requires_grad)
+def full(shape: Any, value: float, dtype: Any = "float64", requires_grad: bool = False,
+         device: Any = None) -> Tensor:
+    return _factory(np.full(_shape((shape,)), value, as_dtype(dtype).numpy), requires_grad,
+                    device)
 
 
 def zeros_like(x: Any, requires_grad: bool = False) -> Tensor:
-    return zeros(_t(x).shape, dtype=_t(x).dtype, requires_grad=requires_grad)
+    """Zeros of x's shape and dtype, on x's device."""
+    x = _t(x)
+    return zeros(x.shape, dtype=x.dtype, requires_grad=requires_grad, device=x.device)
 
 
 def ones_like(x: Any, requires_grad: bool = False) -> Tensor:
-    return ones(_t(x).shape, dtype=_t(x).dtype, requires_grad=requires_grad)
+    """Ones of x's shape and dtype, on x's device."""
+    x = _t(x)
+    return ones(x.shape, dtype=x.dtype, requires_grad=requires_grad, device=x.device)
 
 
-def arange(*args: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.arange(*args), dtype=dtype, requires_grad=requires_grad)
+def arange(*args: Any, dtype: Any = None, requires_grad: bool = False,
+           device: Any = None) -> Tensor:
+    return Tensor(np.arange(*args), dtype=dtype, requires_grad=requires_grad, device=device)
 
 
-def linspace(start: float, stop: float, num: int = 50, requires_grad: bool = False) -> Tensor:
-    return _factory(np.linspace(start, stop, num), requires_grad)
+def linspace(start: float, stop: float, num: int = 50, requires_grad: bool = False,
+             device: Any = None) -> Tensor:
+    return _factory(np.linspace(start, stop, num), requires_grad, device)
 
 
-def eye(n: int, m: int | None = None, dtype: Any = "float64") -> Tensor:
-    return Tensor(np.eye(n, m, dtype=as_dtype(dtype).numpy))
+def eye(n: int, m: int | None = None, dtype: Any = "float64", device: Any = None) -> Tensor:
+    return Tensor(np.eye(n, m, dtype=as_dtype(dtype).numpy), device=device)
 
 
-def rand(*shape: Any, requires_grad: bool = False, seed: int | None = None) -> Tensor:
-    return _factory(np.random.default_rng(seed).random(_shape(shape)), requires_grad)
+def rand(*shape: Any, requires_grad: bool = False, seed: int | None = None,
+         device: Any = None) -> Tensor:
+    """Uniform [0, 1) samples, drawn on the host from numpy's generator (so a seed gives the
+    same values on every device)."""
+    return _factory(np.random.default_rng(seed).random(_shape(shape)), requires_grad, device)
 
 
-def randn(*shape: Any, requires_grad: bool = False, seed: int | None = None) -> Tensor:
-    return _factory(np.random.default_rng(seed).standard_normal(_shape(shape)), requires_grad)
+def randn(*shape: Any, requires_grad: bool = False, seed: int | None = None,
+          device: Any = None) -> Tensor:
+    """Standard normal samples, drawn on the host (see `rand`)."""
+    return _factory(np.random.default_rng(seed).standard_normal(_shape(shape)), requires_grad,
+                    device)
 
 
 def _shape(shape: Sequence[Any]) -> tuple[int, ...]:

@@ -8,6 +8,14 @@ A Tensor is either
   Every op applied to it appends a node, which is how `sorix.trace` builds IR.
 
 Both kinds go through one function, `apply`, which reads everything it needs from the op table.
+
+A concrete tensor lives on a device (`sorix.device`): its data is a numpy array on the CPU or a
+cupy array on a CUDA device, and `apply` computes with that device's array module. Until the
+first tensor is put on a CUDA device, `apply` runs its CPU path unchanged (no device checks);
+from then on it also checks that an op's operands share one device. `to(device)` copies: the
+copy is a new tensor with no history (a leaf keeps `requires_grad`, so a parameter moved to the
+GPU trains there), which is the detached-copy reading of torch's `.to`; gradients do not flow
+back across devices. Traced tensors have no device: a backend places the whole program.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from sorix import cuda as _cuda
+from sorix.device import CPU, as_device, device_of_array, is_device_array, to_host
 from sorix.errors import DTypeError, GradError, ShapeError, SorixError, at_user_line
 from sorix.ir import ops as _ops
 from sorix.ir.graph import GraphBuilder, freeze_attrs
@@ -143,7 +153,7 @@ class Tensor:
     # (the cost every eager op and every compiled call pays) to a couple of attribute writes.
     grad: Tensor | None = None
     requires_grad = False
-    device = "cpu"
+    device = CPU
     _prev: tuple[Tensor, ...] = ()
     _ir: tuple[Op, dict[str, Any]] | None = None
     _version = 0  # in-place changes of this tensor
@@ -153,19 +163,23 @@ class Tensor:
     _builder: GraphBuilder | None = None
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False,
-                 device: str = "cpu") -> None:
-        self.data = _to_array(data, dtype)
-        if device != "cpu":
-            self.device = device
+                 device: Any = None) -> None:
+        """`device` None: where `data` is (a cupy array or a CUDA tensor stays there), else cpu."""
+        self.data, place = _placed_array(data, dtype, device)
+        if place is not CPU:
+            self.device = place
         if requires_grad:
             self.requires_grad_(True)
 
     @classmethod
-    def _wrap(cls, data: Any, device: str = "cpu") -> Tensor:
+    def _wrap(cls, data: Any, device: Any = CPU) -> Tensor:
         t = cls.__new__(cls)
         t.data = data
-        if device != "cpu":
-            t.device = device
+        if device is not CPU:
+            place = as_device(device).resolved()
+            if place is not CPU:
+                t.data = _put(place, data)
+                t.device = place
         return t
 
     @classmethod
@@ -221,7 +235,12 @@ class Tensor:
         return self.data
 
     def numpy(self) -> np.ndarray:
-        return self._concrete("numpy()")
+        data = self._concrete("numpy()")
+        if self.device is not CPU:
+            raise SorixError(at_user_line(
+                f"numpy() of a tensor on {self.device}: copy it to the host first, with "
+                f".cpu().numpy()"))
+        return data
 
     def item(self) -> Any:
         data = self._concrete("item()")
@@ -234,6 +253,10 @@ class Tensor:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self._concrete("np.array()")
+        if self.device is not CPU:
+            raise SorixError(at_user_line(
+                f"np.array() of a tensor on {self.device}: copy it to the host first, with "
+                f".cpu()"))
         return data.astype(dtype) if dtype is not None else data
 
     def __float__(self) -> float:
@@ -260,6 +283,46 @@ class Tensor:
             return Tensor._traced(self._builder, self._node, self._shape, self._dtype)
         return Tensor._wrap(self.data, self.device)
 
+    # devices ---------------------------------------------------------------------------------
+
+    def to(self, device: Any) -> Tensor:
+        """A NEW tensor holding a copy of this one's data on `device` ('cpu', 'cuda', 'cuda:1').
+
+        The copy has no history (gradients do not flow back across devices); a leaf's copy
+        keeps `requires_grad`, so a parameter moved to the GPU is a leaf that trains there.
+
+        >>> import sorix
+        >>> sorix.tensor([1.0, 2.0]).to("cpu")
+        tensor([1., 2.], dtype=sorix.float64)
+        """
+        place = as_device(device).resolved()
+        if self.data is None:  # graphs carry no devices: the backend places the program
+            return Tensor._traced(self._builder, self._node, self._shape, self._dtype)
+        data = _put(place, self.data)
+        if data is self.data:
+            data = data.copy()
+        moved = Tensor._wrap(data, place)
+        if self.requires_grad and not self._prev:
+            moved.requires_grad = True
+        return moved
+
+    def cpu(self) -> Tensor:
+        """A copy on the CPU (see `to`)."""
+        return self.to(CPU)
+
+    def cuda(self, device: Any = None) -> Tensor:
+        """A copy on a CUDA device: the current one, or `device` (an index or 'cuda:N')."""
+        if device is None or isinstance(device, int):
+            return self.to("cuda" if device is None else f"cuda:{device}")
+        place = as_device(device)
+        if place.type != "cuda":
+            raise SorixError(at_user_line(f"cuda(): {device!r} is not a CUDA device"))
+        return self.to(place)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and not self.dtype.is_floating:
             raise DTypeError(f"only floating-point tensors can require gradients, this one is "
@@ -276,9 +339,12 @@ class Tensor:
         if self.data is None:
             shape = ",".join(map(str, self.shape))
             return f"tensor(<traced %{self._node}: {self._dtype}[{shape}]>)"
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
-        if self.data.size == 0 and self.data.ndim > 1:
-            body += f", size={self.data.shape}"
+        data = self.data if self.device is CPU else to_host(self.data)
+        body = np.array2string(data, separator=", ", prefix="tensor(")
+        if data.size == 0 and data.ndim > 1:
+            body += f", size={data.shape}"
+        if self.device is not CPU:  # as torch prints it: device first, then dtype
+            body += f", device='{self.device}'"
         if self.dtype.name not in ("float32", "int64"):
             body += f", dtype={self.dtype!r}"
         if self.requires_grad:
@@ -314,26 +380,36 @@ class Tensor:
 
     def __setitem__(self, index: Any, value: Any) -> None:
         data = self._mutate("item assignment")
-        data[_canonical_index_value(index)] = np.asarray(value.numpy() if isinstance(
-            value, Tensor) else value)
+        data[_canonical_index_value(index)] = self._operand(value, "item assignment", True)
 
-    def _inplace(self, ufunc: Any, other: Any, what: str) -> Tensor:
+    def _operand(self, value: Any, what: str, as_array: bool = False) -> Any:
+        """`value` as data on this tensor's device (another device's tensor is an error)."""
+        if isinstance(value, Tensor):
+            if value.device is not self.device:
+                raise SorixError(at_user_line(
+                    f"{what}: the tensor is on {self.device}, the value on {value.device}"))
+            return value.data
+        if self.device is CPU:
+            return np.asarray(value) if as_array else value
+        return _put(self.device, np.asarray(value))
+
+    def _inplace(self, ufunc: str, other: Any, what: str) -> Tensor:
         data = self._mutate(what)
-        ufunc(data, other.numpy() if isinstance(other, Tensor) else other, out=data,
-              casting="same_kind")
+        getattr(self.device.xp, ufunc)(data, self._operand(other, what), out=data,
+                                       casting="same_kind")
         return self
 
     def add_(self, other: Any) -> Tensor:
-        return self._inplace(np.add, other, "add_()")
+        return self._inplace("add", other, "add_()")
 
     def sub_(self, other: Any) -> Tensor:
-        return self._inplace(np.subtract, other, "sub_()")
+        return self._inplace("subtract", other, "sub_()")
 
     def mul_(self, other: Any) -> Tensor:
-        return self._inplace(np.multiply, other, "mul_()")
+        return self._inplace("multiply", other, "mul_()")
 
     def div_(self, other: Any) -> Tensor:
-        return self._inplace(np.true_divide, other, "div_()")
+        return self._inplace("true_divide", other, "div_()")
 
     def zero_(self) -> Tensor:
         self._mutate("zero_()")[...] = 0
@@ -575,7 +651,15 @@ def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
             break
     else:
         builder = None
-    if builder is None:
+    if builder is not None:
+        out = _trace(builder, op, operands, attrs)
+    elif _on_devices:  # some tensor lives on a CUDA device: check and choose per device
+        out = _new_tensor(Tensor)
+        out.data = _apply_on_device(op, operands, attrs)
+        device = operands[0].device
+        if device is not CPU:
+            out.device = device
+    else:
         # Spelled out by arity: unpacking a list into the call costs as much as a ufunc on
         # small arrays.
         try:
@@ -591,11 +675,6 @@ def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
             value = np.asarray(value)
         out = _new_tensor(Tensor)
         out.data = value
-        device = operands[0].device
-        if device != "cpu":
-            out.device = device
-    else:
-        out = _trace(builder, op, operands, attrs)
     if _GradMode.enabled and op.vjp is not None:
         for t in operands:
             if t.requires_grad:
@@ -611,6 +690,39 @@ def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
 _ops.install_front_end(apply)
 
 _new_tensor = object.__new__
+
+#: Whether any tensor has been put on a CUDA device in this process. Until then `apply` takes
+#: its CPU path with no device checks at all.
+_on_devices = False
+
+
+def _put(place: Any, data: Any) -> Any:
+    """`data` as an array on device `place` (see `device.put`); notes that devices are in use."""
+    global _on_devices
+    if place is not CPU:
+        _on_devices = True
+    return place.put(data)
+
+
+def _apply_on_device(op: Op, operands: tuple[Tensor, ...], attrs: dict[str, Any]) -> Any:
+    """apply's concrete path once devices are in use: the operands' device computes, with its
+    array module; operands on two devices are an error naming the op and both devices."""
+    place = operands[0].device
+    for t in operands:
+        if t.device is not place:
+            raise SorixError(at_user_line(
+                f"{op.name}: its operands are on different devices, {place} and {t.device}; "
+                f"move them to one device first (.to(device), .cuda() or .cpu())"))
+    xp = place.xp
+    try:
+        if place is CPU:
+            value = op.impl(xp, *[t.data for t in operands], **attrs)
+        else:
+            with _cuda.using(place.index):
+                value = op.impl(xp, *[t.data for t in operands], **attrs)
+    except Exception as error:
+        raise _op_error(op, operands, attrs, error) from None
+    return value if value.__class__ is np.ndarray else xp.asarray(value)
 
 
 def _builder_of(op: Op, operands: tuple[Tensor, ...]) -> GraphBuilder | None:
@@ -641,8 +753,8 @@ def _trace(builder: GraphBuilder, op: Op, operands: tuple[Tensor, ...],
 
 def _constant_node(builder: GraphBuilder, t: Tensor) -> int:
     found = builder.memo.get(id(t))
-    if found is None:
-        found = builder.memo[id(t)] = (t, builder.const(t.data))
+    if found is None:  # graph constants live on the host: graphs are plain data
+        found = builder.memo[id(t)] = (t, builder.const(to_host(t.data)))
     return found[1]
 
 
@@ -682,8 +794,9 @@ def _as_operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
             constant = _new_tensor(Tensor)
             data = like.data
             constant.data = _weak_scalar(a, like.dtype.numpy if data is None else data.dtype)
-            if like.device != "cpu":
+            if like.device is not CPU:
                 constant.device = like.device
+                constant.data = _put(like.device, constant.data)
             out.append(constant)
         else:
             out.append(Tensor(a))
@@ -716,6 +829,25 @@ def _plain_number(value: Any) -> Any:
     if isinstance(value, numbers.Integral):
         return int(value)
     return float(value)
+
+
+_HOST_DATA = frozenset({list, tuple, float, int, bool, np.ndarray})
+
+
+def _placed_array(data: Any, dtype: Any, device: Any) -> tuple[Any, Any]:
+    """(array, device) for `Tensor(data, dtype, device=device)`: validated as `_to_array` does,
+    and put on `device` (default: where `data` already is)."""
+    if device is None and data.__class__ in _HOST_DATA:  # the common case, decided at once
+        return _to_array(data, dtype), CPU
+    source = CPU
+    if isinstance(data, Tensor):
+        source = data.device
+        data = data._concrete("tensor()")
+    elif is_device_array(data):
+        source = device_of_array(data)
+    place = source if device is None else as_device(device).resolved()
+    array = _to_array(to_host(data) if source is not CPU else data, dtype)
+    return (array if place is CPU else _put(place, array)), place
 
 
 def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -802,7 +934,7 @@ def _canonical_index(index: Any, shape: tuple[int, ...]) -> tuple:
     out: list[Any] = []
     for item in items:
         if isinstance(item, Tensor):
-            item = item._concrete("indexing with a tensor")
+            item = to_host(item._concrete("indexing with a tensor"))
         if item is None or item is Ellipsis:
             out.append(item)
         elif isinstance(item, (bool, np.bool_)):

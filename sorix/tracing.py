@@ -161,7 +161,11 @@ def _output_node(builder: GraphBuilder, value: Any, index: int) -> int:
         return value._node
     if isinstance(value, Tensor) and value._builder is not None:
         raise SorixError(f"output {index} belongs to another trace")
-    return builder.const(value.numpy() if isinstance(value, Tensor) else _to_array(value))
+    if isinstance(value, Tensor):
+        from sorix.device import to_host
+
+        return builder.const(to_host(value.data))  # graph constants live on the host
+    return builder.const(_to_array(value))
 
 
 def replay(graph: Graph, args: Sequence[Tensor]) -> dict[int, Tensor]:

@@ -4,7 +4,11 @@ Each node becomes one statement made from its op's lowering template, with the I
 comment; a value is deleted after its last use so large temporaries are freed early; constants
 and attributes that are not plain literals are bound as module-level names. The source is
 registered with `linecache`, so a traceback through compiled code shows the generated line.
-Backends differ only in the module bound to `xp` (numpy, cupy, or a stand-in).
+Backends differ only in the module bound to `xp` (numpy, cupy, or a stand-in) and in three
+optional hooks: `bind` rebinds kernels by name in the program's namespace, `place` puts
+constants and hoisted attribute values where the program computes (device memory for cupy),
+and `annotate` adds comment lines above a node's statement (the cupy backend shows each fused
+kernel's CUDA source there).
 
     def fn(x, y):
         v2 = xp.multiply(x, y)  # %2 = mul(%0, %1) : float64[3]
@@ -83,10 +87,24 @@ def _prebind(expr: str, xp: Any, namespace: dict[str, Any], taken: set[str]) -> 
     return _MODULE_CALL.sub(bind, expr)
 
 
-def generate(graph: Graph, xp: Any, fn_name: str = "compiled") -> Program:
-    """Lower `graph` to a Python function over the array module `xp`."""
+def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
+             bind: dict[str, Any] | None = None,
+             place: Callable[[Any], Any] | None = None,
+             annotate: Callable[[int, Any], list[str]] | None = None) -> Program:
+    """Lower `graph` to a Python function over the array module `xp`.
+
+    bind: kernels rebound in the program's namespace (a backend's overrides); place: applied
+    to every constant and hoisted value; annotate: (node id, node) -> comment lines put above
+    the node's statement.
+    """
     namespace: dict[str, Any] = dict(KERNELS)
+    if bind:
+        namespace.update(bind)
     namespace["xp"] = xp
+    if place is None:
+        def place(value: Any) -> Any:
+            return value
+
     taken = set(namespace) | {fn_name}
     names: dict[int, str] = {}
     params = []
@@ -108,20 +126,20 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled") -> Program:
             continue
         if node.op == "const":
             names[nid] = f"c{nid}"
-            namespace[names[nid]] = node.value
+            namespace[names[nid]] = place(node.value)
             continue
         attr_sources = {}
         runtime = OPS[node.op].runtime
         for key, value in node.attrs:
             if key in runtime:  # converted once, here, rather than on every call
                 hoisted = f"k{nid}_{key}"
-                namespace[hoisted] = runtime[key](value)
+                namespace[hoisted] = place(runtime[key](value))
                 attr_sources[key] = hoisted
             elif _is_literal(value):
                 attr_sources[key] = repr(value)
             else:
                 hoisted = f"k{nid}_{key}"
-                namespace[hoisted] = value
+                namespace[hoisted] = place(value)
                 attr_sources[key] = hoisted
         names[nid] = f"v{nid}"
         expr = _prebind(OPS[node.op].lower([names[a] for a in node.args], attr_sources),
@@ -129,6 +147,8 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled") -> Program:
         donor = memory_plan.get(nid)
         if donor is not None:  # a ufunc call (see sorix.passes.memory): write into the donor
             expr = f"{expr[:-1]}, out={names[donor]})"
+        if annotate is not None:
+            body.extend(f"    # {line}".rstrip() for line in annotate(nid, node))
         body.append(f"    {names[nid]} = {expr}  # {ir_names[nid]} = "
                     f"{format_node(node, ir_names)}")
         dead = sorted({a for a in node.args if last_use.get(a) == position and a not in keep

@@ -2,7 +2,8 @@
 
 A `fused` node carries its cluster as plain data (see `sorix.passes.fuse`). Here that body is
 lowered once, through the one code generator, to a function of chunk-sized arrays, and run
-over the cluster in chunks of `CHUNK` elements on a thread pool.
+over the cluster in chunks of `CHUNK` elements on a thread pool. (This is the CPU's kernel: the
+cupy backend runs a cluster as one CUDA kernel instead, see `sorix.backends.cupy_backend`.)
 
 Why chunks on threads, by measurement (W2's forward, 1e6 float64, this 2-core machine, one
 run): numpy op by op 32 ms; the same code over 65,536-element chunks on one thread 14.6 ms
@@ -50,7 +51,8 @@ def run(xp: Any, args: list[Any], body: tuple, results: tuple[int, ...],
     program = body_program(body, len(args), results, xp)
     size = math.prod(shape)
     if xp is not np or size <= CHUNK:
-        return tuple(xp.broadcast_to(r, shape) if xp.shape(r) != shape else r
+        # `r.shape`, not `xp.shape(r)`: older cupy has no `shape` function
+        return tuple(xp.broadcast_to(r, shape) if getattr(r, "shape", ()) != shape else r
                      for r in program.fn(*args))
     # Chunks are runs of rows along the first axis: slicing a broadcast view there copies
     # nothing, so arguments of smaller shapes stay views.

@@ -233,6 +233,7 @@ class Graph:
         Leaves that require grad become inputs (named by recording order); other leaves become
         constants holding their current values.
         """
+        from sorix.device import to_host
         from sorix.tensor import Tensor
 
         outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
@@ -258,7 +259,7 @@ class Graph:
                     ids[id(t)] = builder.input(f"x{len(builder.inputs)}", t.shape, t.dtype.name)
                     leaves.append(t)
                 else:
-                    ids[id(t)] = builder.const(t.numpy())
+                    ids[id(t)] = builder.const(to_host(t.data))  # constants live on the host
                 continue
             op, params = t._ir
             ids[id(t)] = builder.add(op.name, (ids[id(p)] for p in t._prev),

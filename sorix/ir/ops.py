@@ -54,6 +54,11 @@ class Op:
     commutative: bool = False
     pure: bool = True
     internal: bool = False  # made only by passes (fused kernels), never by the front end
+    #: One element in CUDA C, for fused GPU kernels (sorix.backends.cupy_backend): {0} {1} are
+    #: the arguments (plain names, so a spelling may repeat them), attributes by name as C
+    #: literals, {T} the result's C type and {F} the floating type computed in (T, or double).
+    #: Every elementwise op has one; NaN propagates as numpy's does.
+    cuda: str = ""
     impl: Callable[..., Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -197,20 +202,22 @@ def _unary(name: str, source: str, **facts: Any) -> Op:
 
 
 _register(
-    _binary("add", "add", symbol="+", commutative=True, rule="sum rule",
+    _binary("add", "add", symbol="+", commutative=True, rule="sum rule", cuda="{0} + {1}",
             vjp=lambda g, out, a, b: (g, g), sympy=lambda a, b: a + b,
             text="d(a + b) = da + db", latex=r"d(a + b) = da + db"),
-    _binary("sub", "subtract", symbol="-", rule="difference rule",
+    _binary("sub", "subtract", symbol="-", rule="difference rule", cuda="{0} - {1}",
             vjp=lambda g, out, a, b: (g, -g), sympy=lambda a, b: a - b,
             text="d(a - b) = da - db", latex=r"d(a - b) = da - db"),
     _binary("mul", "multiply", symbol="*", commutative=True, rule="product rule",
+            cuda="{0} * {1}",
             vjp=lambda g, out, a, b: (g * b, g * a), sympy=lambda a, b: a * b,
             text="d(a * b) = b da + a db", latex=r"d(a b) = b\,da + a\,db"),
     _binary("div", "true_divide", symbol="/", dtype=shapes.floating, rule="quotient rule",
+            cuda="({T}){0} / ({T}){1}",
             vjp=lambda g, out, a, b: _div_vjp(g, out, b), sympy=lambda a, b: a / b,
             text="d(a / b) = da / b - a db / b^2",
             latex=r"d\left(\frac{a}{b}\right) = \frac{da}{b} - \frac{a\,db}{b^{2}}"),
-    _binary("pow", "power", symbol="**", rule="power rule",
+    _binary("pow", "power", symbol="**", rule="power rule", cuda="pow(({F}){0}, ({F}){1})",
             vjp=lambda g, out, a, b: (
                 g * b * a ** (b - 1),
                 g * out * _where(a > 0, call("log", _where(a > 0, a, 1.0)), 0.0),
@@ -219,11 +226,13 @@ _register(
             text="d(a ** b) = b a^(b-1) da + a^b log(a) db",
             latex=r"d\left(a^{b}\right) = b\,a^{b-1}\,da + a^{b}\ln a\,db"),
     _binary("maximum", "maximum", rule="maximum rule",
+            cuda="{0} > {1} || {0} != {0} ? {0} : {1}",
             vjp=lambda g, out, a, b: _select_vjp(g, a > b, a == b),
             sympy=lambda a, b: sp.Max(a, b),
             text="d max(a, b) = da where a > b, db where b > a, halves on ties",
             latex=r"d\max(a, b) = [a > b]\,da + [b > a]\,db"),
     _binary("minimum", "minimum", rule="minimum rule",
+            cuda="{0} < {1} || {0} != {0} ? {0} : {1}",
             vjp=lambda g, out, a, b: _select_vjp(g, a < b, a == b),
             sympy=lambda a, b: sp.Min(a, b),
             text="d min(a, b) = da where a < b, db where b < a, halves on ties",
@@ -248,59 +257,72 @@ _COMPARISONS = {
 }
 _register(*(
     _binary(name, name, symbol=symbol, dtype=shapes.boolean, sympy=relation,
+            cuda=f"{{0}} {symbol} {{1}}",
             commutative=name in ("equal", "not_equal"), rule="no derivative (a comparison)")
     for name, (symbol, relation) in _COMPARISONS.items()
 ))
 
 _register(
     _unary("neg", "xp.negative({0})", dtype=shapes.first, rule="constant multiple rule",
+           cuda="-{0}",
            vjp=lambda g, out, a: (-g,), sympy=lambda a: -a, text="d(-a) = -da",
            latex=r"d(-a) = -da"),
     Op("pow_scalar", 1, "xp.power({0}, {exponent})", shapes.same, shapes.pow_scalar,
        attrs=("exponent",), elementwise=True, symbol="**{exponent}", rule="power rule",
+       cuda="pow(({F}){0}, ({F}){exponent})",
        vjp=lambda g, out, a, exponent: (
            g * exponent * call("pow_scalar", a, exponent=exponent - 1) if exponent else g * 0,),
        sympy=lambda a, exponent: a**exponent,
        text="d(a ** n) = n a^(n-1) da", latex=r"d\left(a^{n}\right) = n\,a^{n-1}\,da"),
     _unary("exp", "xp.exp({0})", rule="exponential rule", vjp=lambda g, out, a: (g * out,),
+           cuda="exp(({T}){0})",
            sympy=sp.exp, text="d exp(a) = exp(a) da", latex=r"d\,e^{a} = e^{a}\,da"),
     _unary("log", "xp.log({0})", rule="logarithm rule", vjp=lambda g, out, a: (g / a,),
+           cuda="log(({T}){0})",
            sympy=sp.log, text="d log(a) = da / a", latex=r"d\ln a = \frac{da}{a}"),
-    _unary("log1p", "xp.log1p({0})", rule="logarithm rule",
+    _unary("log1p", "xp.log1p({0})", rule="logarithm rule", cuda="log1p(({T}){0})",
            vjp=lambda g, out, a: (g / (1.0 + a),), sympy=lambda a: sp.log(1 + a),
            text="d log(1 + a) = da / (1 + a)", latex=r"d\ln(1 + a) = \frac{da}{1 + a}"),
     _unary("softplus", "xp.logaddexp({0}, 0)", rule="softplus rule",
+           cuda="{0} > 0 ? ({T}){0} + log1p(exp(-({T}){0})) : log1p(exp(({T}){0}))",
            vjp=lambda g, out, a: (g * call("sigmoid", a),), sympy=lambda a: sp.log(1 + sp.exp(a)),
            text="d log(1 + exp(a)) = sigmoid(a) da",
            latex=r"d\ln(1 + e^{a}) = \sigma(a)\,da"),
-    _unary("sqrt", "xp.sqrt({0})", rule="square root rule",
+    _unary("sqrt", "xp.sqrt({0})", rule="square root rule", cuda="sqrt(({T}){0})",
            vjp=lambda g, out, a: (g * 0.5 / out,), sympy=sp.sqrt,
            text="d sqrt(a) = da / (2 sqrt(a))", latex=r"d\sqrt{a} = \frac{da}{2\sqrt{a}}"),
     _unary("sin", "xp.sin({0})", rule="sine rule", vjp=lambda g, out, a: (g * call("cos", a),),
+           cuda="sin(({T}){0})",
            sympy=sp.sin, text="d sin(a) = cos(a) da", latex=r"d\sin a = \cos a\,da"),
-    _unary("cos", "xp.cos({0})", rule="cosine rule",
+    _unary("cos", "xp.cos({0})", rule="cosine rule", cuda="cos(({T}){0})",
            vjp=lambda g, out, a: (-(g * call("sin", a)),), sympy=sp.cos,
            text="d cos(a) = -sin(a) da", latex=r"d\cos a = -\sin a\,da"),
-    _unary("tan", "xp.tan({0})", rule="tangent rule",
+    _unary("tan", "xp.tan({0})", rule="tangent rule", cuda="tan(({T}){0})",
            vjp=lambda g, out, a: (g * (1.0 + out * out),), sympy=sp.tan,
            text="d tan(a) = (1 + tan(a)^2) da", latex=r"d\tan a = (1 + \tan^{2} a)\,da"),
-    _unary("tanh", "xp.tanh({0})", rule="hyperbolic tangent rule",
+    _unary("tanh", "xp.tanh({0})", rule="hyperbolic tangent rule", cuda="tanh(({T}){0})",
            vjp=lambda g, out, a: (g * (1.0 - out * out),), sympy=sp.tanh,
            text="d tanh(a) = (1 - tanh(a)^2) da", latex=r"d\tanh a = (1 - \tanh^{2} a)\,da"),
     _unary("sigmoid", "_sigmoid(xp, {0})", rule="sigmoid rule",
+           cuda="({T})0.5 * (tanh(({T})0.5 * ({T}){0}) + ({T})1)",
            vjp=lambda g, out, a: (g * out * (1.0 - out),), sympy=lambda a: 1 / (1 + sp.exp(-a)),
            text="d sigmoid(a) = sigmoid(a) (1 - sigmoid(a)) da",
            latex=r"d\sigma(a) = \sigma(a)\,(1 - \sigma(a))\,da"),
     _unary("relu", "xp.maximum({0}, 0)", dtype=shapes.first, rule="rectifier rule",
+           cuda="{0} > 0 || {0} != {0} ? {0} : ({T})0",
            vjp=lambda g, out, a: (_where(a > 0, g, 0.0),), sympy=lambda a: sp.Max(a, 0),
            text="d relu(a) = [a > 0] da", latex=r"d\,\mathrm{relu}(a) = [a > 0]\,da"),
     _unary("abs", "xp.abs({0})", dtype=shapes.first, rule="absolute value rule",
+           cuda="{0} < 0 ? -{0} : {0}",
            vjp=lambda g, out, a: (g * call("sign", a),), sympy=sp.Abs,
            text="d |a| = sign(a) da", latex=r"d\,|a| = \operatorname{sign}(a)\,da"),
     _unary("sign", "xp.sign({0})", dtype=shapes.first, sympy=sp.sign,
+           cuda="{0} > 0 ? ({T})1 : ({0} < 0 ? ({T})-1 : {0})",
            rule="no derivative (piecewise constant)"),
     Op("clip", 1, "xp.clip({0}, {lo}, {hi})", shapes.same, shapes.first, attrs=("lo", "hi"),
        elementwise=True, symbol="clip", rule="clip rule",
+       # an absent bound is spelled as {0} itself (see cupy_backend): it then never applies
+       cuda="{0} < {lo} ? ({T}){lo} : ({0} > {hi} ? ({T}){hi} : {0})",
        vjp=lambda g, out, a, lo, hi: (_clip_vjp(g, a, lo, hi),),
        sympy=lambda a, lo, hi: sp.Min(sp.Max(a, -sp.oo if lo is None else lo),
                                       sp.oo if hi is None else hi),
@@ -308,12 +330,13 @@ _register(
        latex=r"d\,\mathrm{clip}(a) = [lo \le a \le hi]\,da"),
     Op("where", 3, "xp.where({0}, {1}, {2})", lambda c, a, b: shapes.broadcast(c, a, b),
        shapes.selected, elementwise=True, symbol="where", rule="selection rule",
+       cuda="{0} ? {1} : {2}",
        vjp=lambda g, out, c, a, b: (None, _where(c, g, 0.0), _where(c, 0.0, g)),
        sympy=lambda c, a, b: sp.Piecewise((a, c), (b, True)),
        text="d where(c, a, b) = [c] da + [not c] db",
        latex=r"d\,\mathrm{where}(c, a, b) = [c]\,da + [\lnot c]\,db"),
     Op("astype", 1, "_cast(xp, {0}, {dtype})", shapes.same, shapes.cast, attrs=("dtype",),
-       elementwise=True, symbol="astype", rule="identity rule",
+       elementwise=True, symbol="astype", rule="identity rule", cuda="({T}){0}",
        vjp=lambda g, out, a, dtype: (g,), sympy=lambda a, dtype: a,
        text="d cast(a) = da", latex=r"d\,\mathrm{cast}(a) = da"),
 )
