@@ -335,6 +335,19 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
+        """Jupyter: the recorded graph drawn in the seed's style (where Graphviz's `dot` is
+        installed and the tensor has a history), the repr always."""
+        import shutil
+
+        bundle = {"text/plain": repr(self)}
+        if self._prev and shutil.which("dot"):
+            from sorix.export.draw import draw
+
+            bundle["image/svg+xml"] = draw(self, grad=self.grad is not None).pipe(
+                format="svg").decode()
+        return bundle
+
     def __repr__(self) -> str:
         if self.data is None:
             shape = ",".join(map(str, self.shape))

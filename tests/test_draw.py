@@ -55,3 +55,12 @@ def test_graphs_display_in_jupyter():
     assert bool(shutil.which("dot")) == ("image/svg+xml" in bundle)
     if "image/svg+xml" in bundle:
         assert "<svg" in bundle["image/svg+xml"]
+
+
+def test_tensors_display_their_graph_in_jupyter():
+    x = sorix.tensor([1.0, 2.0], requires_grad=True)
+    f = (x * x).sum()
+    bundle = f._repr_mimebundle_()
+    assert bundle["text/plain"] == repr(f)
+    assert bool(shutil.which("dot")) == ("image/svg+xml" in bundle)
+    assert "image/svg+xml" not in x._repr_mimebundle_()  # a leaf has no graph to draw
