@@ -126,7 +126,7 @@ def run(argv: Sequence[str]) -> str:
 
 
 def _draw(graph: Any, output: str) -> str:
-    import shutil
+    from sorix.export.render import FORMATS, engine, render
 
     stem, extension = os.path.splitext(output)
     fmt = extension.lstrip(".").lower() or "svg"
@@ -135,13 +135,14 @@ def _draw(graph: Any, output: str) -> str:
         with open(output, "w") as f:
             f.write(dot.source)
         return f"wrote {output}"
-    if fmt not in ("svg", "png", "pdf"):
+    if fmt not in FORMATS:
         raise SorixError(f"-o: unknown format {fmt!r}; use .svg, .png, .pdf or .dot")
-    if shutil.which("dot") is None:
-        raise SorixError("drawing to svg/png/pdf needs Graphviz's `dot` program "
-                         "(e.g. apt-get install graphviz); -o FILE.dot works without it")
+    if engine() is None:
+        raise SorixError("drawing to svg/png/pdf needs Graphviz's `dot` (apt-get install "
+                         "graphviz) or graphviz-pure (pip install sorix[draw]); -o FILE.dot "
+                         "works without either")
     with open(output, "wb") as f:
-        f.write(dot.pipe(format=fmt))
+        f.write(render(dot, fmt))
     return f"wrote {output}"
 
 

@@ -338,14 +338,13 @@ class Tensor:
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
         """Jupyter: the recorded graph drawn in the seed's style (where Graphviz's `dot` is
         installed and the tensor has a history), the repr always."""
-        import shutil
+        from sorix.export.render import engine, render
 
         bundle = {"text/plain": repr(self)}
-        if self._prev and shutil.which("dot"):
+        if self._prev and engine():
             from sorix.export.draw import draw
 
-            bundle["image/svg+xml"] = draw(self, grad=self.grad is not None).pipe(
-                format="svg").decode()
+            bundle["image/svg+xml"] = render(draw(self, grad=self.grad is not None)).decode()
         return bundle
 
     def __repr__(self) -> str:

@@ -64,3 +64,33 @@ def test_tensors_display_their_graph_in_jupyter():
     assert bundle["text/plain"] == repr(f)
     assert bool(shutil.which("dot")) == ("image/svg+xml" in bundle)
     assert "image/svg+xml" not in x._repr_mimebundle_()  # a leaf has no graph to draw
+
+
+def test_rendering_falls_back_to_graphviz_pure_without_dot(monkeypatch, tmp_path):
+    """Without the system `dot`, drawings render with graphviz-pure (pip install sorix[draw],
+    part of the test extra)."""
+    import sorix.export.render as render_module
+
+    real_which = shutil.which
+    monkeypatch.setattr(render_module.shutil, "which",
+                        lambda name: None if name == "dot" else real_which(name))
+    assert render_module.engine() and render_module.engine().endswith("graphviz-pure")
+    graph = sorix.trace(lambda x: sorix.exp(x) * x, np.ones(2))
+    svg = render_module.render(graph.to_dot(), "svg").decode()
+    assert "<svg" in svg and "exp" in svg
+    assert render_module.render(graph.to_dot(), "png").startswith(b"\x89PNG")
+    assert "<svg" in graph._repr_mimebundle_()["image/svg+xml"]
+
+
+def test_rendering_without_any_engine_is_a_clear_error(monkeypatch):
+    import sorix.export.render as render_module
+
+    monkeypatch.setattr(render_module.shutil, "which", lambda name: None)
+    graph = sorix.trace(lambda x: sorix.exp(x), np.ones(2))
+    assert "image/svg+xml" not in graph._repr_mimebundle_()
+    try:
+        render_module.render(graph.to_dot())
+    except sorix.SorixError as error:
+        assert "pip install sorix[draw]" in str(error)
+    else:
+        raise AssertionError("render without an engine should fail")

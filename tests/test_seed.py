@@ -182,7 +182,9 @@ def test_demo_drawings_use_the_seed_style():
 
 
 def test_demo_without_dot_writes_sources_and_says_how_to_render(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(demo.shutil, "which", lambda name: None)
+    import sorix.export.render as render_module
+
+    monkeypatch.setattr(render_module.shutil, "which", lambda name: None)
     assert demo.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "forward.dot").read_text().startswith("digraph")

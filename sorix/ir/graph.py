@@ -208,11 +208,11 @@ class Graph:
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
         """Jupyter: an SVG drawing where Graphviz's `dot` is installed, the IR text always."""
-        import shutil
+        from sorix.export.render import engine, render
 
         bundle = {"text/plain": str(self)}
-        if shutil.which("dot"):
-            bundle["image/svg+xml"] = self.to_dot().pipe(format="svg").decode()
+        if engine():
+            bundle["image/svg+xml"] = render(self.to_dot(), "svg").decode()
         return bundle
 
     def __str__(self) -> str:
