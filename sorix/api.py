@@ -32,7 +32,15 @@ from sorix.ir.graph import Graph
 from sorix.passes import grad as grad_pass
 from sorix.passes.manager import debug_level, optimize
 from sorix.tensor import Tensor, apply
-from sorix.tracing import Abstract, flatten, rebuilder, replay, trace_tree, unflatten
+from sorix.tracing import (
+    Abstract,
+    flatten,
+    rebuilder,
+    replay,
+    structure_expression,
+    trace_tree,
+    unflatten,
+)
 
 BACKENDS = ("numpy", "cupy")
 
@@ -138,6 +146,13 @@ class _Entry:
 
     def __post_init__(self) -> None:
         self.structure = rebuilder(self.out_spec)
+        # The CPU hot path: wrap the program's arrays as Tensors and rebuild the output tree
+        # in one compiled expression (about 1 us less per call than the generic rebuilder).
+        expression = structure_expression(self.out_spec)
+        generic = self.structure
+        self.finish = (eval(f"lambda r: {expression}", {"W": _wrap_result})  # noqa: S307
+                       if expression is not None
+                       else lambda r: generic([_wrap_result(v) for v in r]))
 
 
 class Transformed:
@@ -226,7 +241,7 @@ class Transformed:
             else:
                 entry = self._fast.get(tuple(key))
                 if entry is not None:
-                    return _outputs(entry, entry.program.fn(*arrays))
+                    return entry.finish(entry.program.fn(*arrays))
         if _any_traced(args, kwargs):
             return self.symbolic(*args, **kwargs)
         signature = self._signature(args, kwargs)
@@ -246,7 +261,7 @@ class Transformed:
         if not kwargs and not self.static_argnums and all(
                 type(a) in (Tensor, np.ndarray) for a in args):
             self._fast[tuple((a.shape, a.dtype) for a in arrays)] = entry
-        return _outputs(entry, entry.program.fn(*arrays))
+        return entry.finish(entry.program.fn(*arrays))
 
     def _compile(self, signature: tuple[Any, ...], args: Sequence[Any],
                  kwargs: dict[str, Any]) -> _Entry:
@@ -294,10 +309,14 @@ class Transformed:
         return self.lower(*args, **kwargs).program.source
 
 
-def _outputs(entry: _Entry, results: tuple[Any, ...]) -> Any:
-    wrap = Tensor._wrap
-    return entry.structure([wrap(r) if type(r) is np.ndarray else wrap(np.asarray(r))
-                            for r in results])
+_new = object.__new__
+
+
+def _wrap_result(value: Any) -> Tensor:
+    """A CPU result as a Tensor (numpy returns 0-d results as scalars: made arrays again)."""
+    t = _new(Tensor)
+    t.data = value if value.__class__ is _NDARRAY else np.asarray(value)
+    return t
 
 
 def _any_traced(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:

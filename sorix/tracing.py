@@ -82,6 +82,37 @@ def rebuilder(spec: Any) -> Any:
     return lambda leaves, start=0: make([build(leaves, start + o) for o, build in plan])
 
 
+def structure_expression(spec: Any, leaves: str = "r", wrap: str = "W") -> str | None:
+    """Python source rebuilding `spec` from a sequence `leaves`, each leaf passed through
+    `wrap`; None where a dict key is not a plain str or int (its repr could not be trusted
+    as source). Compiled once per jitted signature, it is the cheapest way back to a tree."""
+    counter = iter(range(1 << 30))
+
+    def build(sub: Any) -> str | None:
+        if sub is None:
+            return f"{wrap}({leaves}[{next(counter)}])"
+        kind, parts = sub
+        if kind is dict:
+            keys, inner = parts
+            if not all(type(k) in (str, int) for k in keys):
+                return None
+            values = build(inner)
+            if values is None:
+                return None
+            return f"dict(zip({tuple(keys)!r}, {values}))"
+        items = [build(part) for _, part in parts]
+        if any(i is None for i in items):
+            return None
+        body = ", ".join(items)
+        if kind is list:
+            return f"[{body}]"
+        if kind is tuple:
+            return f"({body}{',' if len(items) == 1 else ''})"
+        return None  # a tuple subclass (namedtuple): the generic rebuilder handles it
+
+    return build(spec)
+
+
 # abstract values ---------------------------------------------------------------------------
 
 
