@@ -58,7 +58,14 @@ def unflatten(spec: Any, leaves: Sequence[Any]) -> Any:
     for count, sub in parts:
         out.append(unflatten(sub, leaves[start:start + count]))
         start += count
-    return kind(out) if kind is not list else out
+    return _make(kind, out)
+
+
+def _make(kind: type, items: list[Any]) -> Any:
+    """A list, tuple or namedtuple of `items`."""
+    if kind is list:
+        return items
+    return kind(*items) if hasattr(kind, "_fields") else kind(items)
 
 
 def rebuilder(spec: Any) -> Any:
@@ -74,12 +81,7 @@ def rebuilder(spec: Any) -> Any:
     for count, sub in parts:
         plan.append((offset, rebuilder(sub)))
         offset += count
-    if all(sub is None for _, sub in parts):
-        if kind is tuple:
-            return lambda leaves, start=0: tuple(leaves[start:start + offset])
-        return lambda leaves, start=0: list(leaves[start:start + offset])
-    make = list if kind is list else kind
-    return lambda leaves, start=0: make([build(leaves, start + o) for o, build in plan])
+    return lambda leaves, start=0: _make(kind, [build(leaves, start + o) for o, build in plan])
 
 
 def structure_expression(spec: Any, leaves: str = "r", wrap: str = "W") -> str | None:

@@ -267,3 +267,18 @@ def test_passes_can_be_chosen_per_call():
     assert [r.name for r in optimized.graph(x).meta["report"]][:4] == [
         "fold_constants", "simplify", "eliminate_common_subexpressions", "eliminate_dead_code"]
     np.testing.assert_allclose(plain(x)[1].numpy(), optimized(x)[1].numpy())
+
+
+def test_jit_rebuilds_every_kind_of_output_structure():
+    import collections
+
+    pair = collections.namedtuple("pair", "first second")
+    x = np.array([1.0, 2.0])
+    out = sorix.jit(lambda v: {"a": v * 2, "b": [v, (v + 1,)]})(x)
+    assert set(out) == {"a", "b"} and isinstance(out["b"][1], tuple)
+    np.testing.assert_allclose(out["b"][1][0].numpy(), x + 1)
+    odd_keys = sorix.jit(lambda v: {(1, 2): v, (3,): v * 3})(x)
+    np.testing.assert_allclose(odd_keys[(3,)].numpy(), x * 3)
+    named = sorix.jit(lambda v: pair(v, v.sum()))(x)
+    assert isinstance(named, pair) and named.second.item() == 3.0
+    assert sorix.jit(lambda v: (v.sum(),))(x)[0].shape == ()
