@@ -215,9 +215,9 @@ def replay(graph: Graph, args: Sequence[Tensor]) -> dict[int, Tensor]:
         if nid in values:
             continue
         node = graph.nodes[nid]
-        if node.op == "const":
+        if node.is_constant:
             values[nid] = _constant(builder, node.value)
-        elif node.op == "input":
+        elif node.is_input:
             raise SorixError(f"input %{nid} is not among the graph's inputs")
         else:
             values[nid] = apply(node.op, *[values[a] for a in node.args], **node.params)

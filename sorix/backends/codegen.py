@@ -124,7 +124,7 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
         node = graph.nodes[nid]
         if nid in names:
             continue
-        if node.op == "const":
+        if node.is_constant:
             names[nid] = f"c{nid}"
             namespace[names[nid]] = place(node.value)
             continue

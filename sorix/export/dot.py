@@ -44,7 +44,7 @@ def to_dot(graph: Graph, name: str = "sorix", collapse_above: int = 200) -> grap
         node = graph.nodes[nid]
         if head.get(nid, nid) != nid or nid in hidden:
             continue  # drawn as part of its chain's box
-        if node.op == "input":
+        if node.is_input:
             label, shape, color = f"{node.params['name']}\n{node.type_text}", "ellipse", "#AED6F1"
         elif node.is_constant:
             label, shape, color = format_value(node.value), "box", "#EAEDED"
@@ -77,7 +77,7 @@ def _chains(graph: Graph) -> dict[int, int]:
     head: dict[int, int] = {}
     for nid in graph.order():
         node = graph.nodes[nid]
-        if node.op in ("input", "const"):
+        if node.is_leaf:
             continue
         computed = [a for a in node.args if not graph.nodes[a].is_constant]
         if len(computed) == 1 and computed[0] in head and users[computed[0]] == [nid] \

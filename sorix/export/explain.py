@@ -142,7 +142,7 @@ def derive(graph: Graph, wrt: Sequence[int], args: Sequence[Any] | None = None) 
     for node_id, adjoint_id, _ in heard:
         node = backward.nodes[node_id]
         op = OPS[node.op]
-        parents_are_leaves = all(backward.nodes[a].op in ("input", "const") for a in node.args)
+        parents_are_leaves = all(backward.nodes[a].is_leaf for a in node.args)
         rules = [op.rule] + ([] if parents_are_leaves or not node.args else ["chain rule"])
         steps.append(Step(
             node=f"{names[node_id]} = {format_node(node, names)}", op=node.op, rules=rules,

@@ -97,12 +97,12 @@ def to_sympy(graph: Graph, symbols: Mapping[str, Any] | None = None) -> list[Any
     values: dict[int, np.ndarray] = {}
     for nid in graph.order():
         node = graph.nodes[nid]
-        if node.op == "input":
+        if node.is_input:
             name = node.params["name"]
             values[nid] = (_objects(symbols[name], node.dtype) if name in symbols
                            else _input(name, node.shape, node.dtype))
             continue
-        if node.op == "const":
+        if node.is_constant:
             values[nid] = _objects(node.value)
             continue
         args = [values[a] for a in node.args]

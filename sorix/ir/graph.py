@@ -49,6 +49,15 @@ class Node:
         return self.value is not None
 
     @property
+    def is_input(self) -> bool:
+        return self.op == "input"
+
+    @property
+    def is_leaf(self) -> bool:
+        """An input or a constant: a node with no arguments and no op from the table."""
+        return self.op in ("input", "const")
+
+    @property
     def type_text(self) -> str:
         return f"{self.dtype}[{','.join(map(str, self.shape))}]"
 

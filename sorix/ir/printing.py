@@ -33,7 +33,7 @@ def format_attr(value: Any) -> str:
 
 
 def format_node(node: Node, names: dict[int, str]) -> str:
-    if node.op == "const":
+    if node.is_constant:
         inner = format_value(node.value)
     else:
         parts = [names[a] for a in node.args]

@@ -26,7 +26,7 @@ def eliminate_common_subexpressions(graph: Graph) -> Graph:
         node = graph.nodes[nid]
         count = len(rebuild.builder.nodes)
         new = rebuild.copy(nid, node)
-        if len(rebuild.builder.nodes) == count and node.op != "input":
+        if len(rebuild.builder.nodes) == count and not node.is_input:
             rebuild.changes.append(Change("merged", f"{names[nid]} = {format_node(node, names)}",
                                           into=names[first[new]]))
         first.setdefault(new, nid)

@@ -22,7 +22,7 @@ def eliminate_dead_code(graph: Graph) -> Graph:
     names = canonical_names(graph)
     for nid in graph.order():
         node = graph.nodes[nid]
-        if nid in live or node.op == "input":
+        if nid in live or node.is_input:
             rebuild.copy(nid, node)
         else:
             rebuild.changes.append(Change("removed", f"{names[nid]} = "

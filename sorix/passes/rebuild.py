@@ -52,9 +52,9 @@ class Rebuild:
         """Add `node` (an old record) with its arguments mapped into the new graph."""
         if nid in self.mapping:
             return self.mapping[nid]
-        if node.op == "input":
+        if node.is_input:
             new = self.builder.input(node.params["name"], node.shape, node.dtype)
-        elif node.op == "const":
+        elif node.is_constant:
             new = self.builder.const(node.value)
         else:
             new = self.builder.add(node.op, [self.mapping[a] for a in node.args], node.attrs,

@@ -26,7 +26,7 @@ def _eligible(graph: Graph) -> bool:
     for node in graph.nodes.values():
         if node.dtype not in ("float16", "float32", "float64"):
             return False
-        if node.op in ("input", "const"):
+        if node.is_leaf:
             continue
         op = OPS.get(node.op)
         if op is None or not op.elementwise or op.sympy is None:
