@@ -17,6 +17,7 @@ from sorix.api import (
 )
 from sorix.custom import custom_op, remove_custom_op
 from sorix.device import device
+from sorix.dtypes import DType, bool_, float16, float32, float64, int32, int64
 from sorix.errors import DTypeError, GradError, GraphFormatError, ShapeError, SorixError
 from sorix.export.draw import draw, draw_pass
 from sorix.export.explain import Derivation, explain
@@ -65,19 +66,7 @@ from sorix.functional import (
 )
 from sorix.gradcheck import gradcheck
 from sorix.passes.manager import optimize
-from sorix.tensor import (
-    DType,
-    Tensor,
-    bool_,
-    enable_grad,
-    float16,
-    float32,
-    float64,
-    int32,
-    int64,
-    is_grad_enabled,
-    no_grad,
-)
+from sorix.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 

@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from sorix.attributes import _axis
+from sorix.dtypes import as_dtype
 from sorix.errors import SorixError, at_user_line
-from sorix.tensor import Tensor, _axis, apply, as_dtype
+from sorix.tensor import Tensor, apply
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False,

@@ -29,77 +29,24 @@ from typing import Any
 import numpy as np
 
 from sorix import cuda as _cuda
+from sorix.attributes import (
+    _axes,
+    _axis,
+    _canonical_index,
+    _canonical_index_value,
+    _resolve_shape,
+)
 from sorix.device import CPU, as_device, device_of_array, is_device_array, to_host
+from sorix.dtypes import (
+    DTYPES,
+    DType,
+    _dtype_of_array,
+    as_dtype,
+)
 from sorix.errors import DTypeError, GradError, ShapeError, SorixError, at_user_line
 from sorix.ir import ops as _ops
 from sorix.ir.graph import GraphBuilder, freeze_attrs
 from sorix.ir.ops import OPS, Op
-
-# dtypes ------------------------------------------------------------------------------------
-
-
-class DType:
-    """A tensor element type; prints as `sorix.float64` and compares equal to numpy's spelling."""
-
-    __slots__ = ("name", "numpy", "_attr")
-
-    def __init__(self, name: str, attr: str) -> None:
-        self.name = np.dtype(name).name
-        self.numpy = np.dtype(name)
-        self._attr = attr
-
-    def __repr__(self) -> str:
-        return f"sorix.{self._attr}"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, DType):
-            return self.name == other.name
-        try:
-            return self.numpy == np.dtype(other)  # type: ignore[arg-type]
-        except TypeError:
-            return False
-
-    def __hash__(self) -> int:
-        return hash(self.name)
-
-    @property
-    def is_floating(self) -> bool:
-        return self.numpy.kind == "f"
-
-
-float16 = DType("float16", "float16")
-float32 = DType("float32", "float32")
-float64 = DType("float64", "float64")
-int32 = DType("int32", "int32")
-int64 = DType("int64", "int64")
-bool_ = DType("bool", "bool_")
-DTYPES: dict[str, DType] = {d.name: d for d in (float16, float32, float64, int32, int64, bool_)}
-# Keyed by the numpy dtype object: `ndarray.dtype.name` is Python code in numpy (~2 us), a dict
-# lookup by the dtype itself is ~20 ns. Byte-swapped dtypes miss and fall back to the name.
-_DTYPE_OF: dict[np.dtype, DType] = {d.numpy: d for d in DTYPES.values()}
-
-
-def _dtype_of_array(data: np.ndarray) -> DType:
-    found = _DTYPE_OF.get(data.dtype)
-    return found if found is not None else DTYPES[data.dtype.name]
-
-
-def as_dtype(dtype: Any) -> DType:
-    """The sorix dtype for a DType, a numpy dtype, a name or a Python type."""
-    if isinstance(dtype, DType):
-        return dtype
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        raise DTypeError(f"{dtype!r} is not a dtype; use one of "
-                         f"{', '.join(map(repr, DTYPES.values()))}") from None
-    if name not in DTYPES:
-        raise DTypeError(f"sorix has no dtype {name}; use one of "
-                         f"{', '.join(map(repr, DTYPES.values()))}")
-    return DTYPES[name]
-
 
 # grad mode ---------------------------------------------------------------------------------
 
@@ -899,83 +846,3 @@ def _nearest_dtype(dtype: np.dtype) -> str:
     if dtype.kind == "f":
         return "float64"
     return "int64" if dtype.kind in "iu" else "bool"
-
-
-# attribute normalization -------------------------------------------------------------------
-
-
-def _axis(axis: Any, ndim: int, what: str) -> int:
-    if not isinstance(axis, numbers.Integral):
-        raise SorixError(at_user_line(f"{what}: axis must be an int, got {axis!r}"))
-    if not -max(ndim, 1) <= axis < max(ndim, 1):
-        raise ShapeError(at_user_line(f"{what}: axis {axis} is out of range for "
-                                      f"{ndim} dimensions"))
-    return int(axis) % max(ndim, 1)
-
-
-def _axes(axis: Any, ndim: int, what: str) -> tuple[int, ...] | None:
-    """None, or the sorted tuple of non-negative axes an int or a sequence names."""
-    if axis is None:
-        return None
-    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
-    normalized = tuple(sorted(_axis(a, ndim, what) for a in axes))
-    if len(set(normalized)) != len(normalized):
-        raise ShapeError(at_user_line(f"{what}: repeated axis in {axis!r}"))
-    return normalized
-
-
-def _resolve_shape(shape: Any, current: tuple[int, ...]) -> tuple[int, ...]:
-    shape = tuple([int(d) for d in shape])
-    if -1 in shape:
-        if shape.count(-1) > 1:
-            raise ShapeError(at_user_line(f"reshape: only one dimension can be -1, got "
-                                          f"{shape}"))
-        known = math.prod([d for d in shape if d != -1])
-        total = math.prod(current)
-        if known == 0 or total % known:
-            raise ShapeError(at_user_line(f"cannot reshape {current} into {shape}"))
-        shape = tuple(total // known if d == -1 else d for d in shape)
-    if math.prod(shape) != math.prod(current):
-        raise ShapeError(at_user_line(f"cannot reshape {current} into {shape}"))
-    return shape
-
-
-def _canonical_index(index: Any, shape: tuple[int, ...]) -> tuple:
-    """An index as plain hashable data (see `sorix.ir.kernels._index`)."""
-    items = index if isinstance(index, tuple) else (index,)
-    out: list[Any] = []
-    for item in items:
-        if isinstance(item, Tensor):
-            item = to_host(item._concrete("indexing with a tensor"))
-        if item is None or item is Ellipsis:
-            out.append(item)
-        elif isinstance(item, (bool, np.bool_)):
-            raise SorixError(at_user_line("indexing with a bare bool is not supported"))
-        elif isinstance(item, numbers.Integral):
-            out.append(int(item))
-        elif isinstance(item, slice):
-            for part in (item.start, item.stop, item.step):
-                if part is not None and not isinstance(part, numbers.Integral):
-                    raise SorixError(at_user_line(f"slice bounds must be ints, got {item!r}"))
-            out.append(("s", *(None if p is None else int(p)
-                               for p in (item.start, item.stop, item.step))))
-        elif isinstance(item, (list, np.ndarray)):
-            array = np.asarray(item)
-            if array.dtype.kind == "b":
-                out.extend(("a", (len(n),), tuple(n.tolist())) for n in np.nonzero(array))
-            elif array.dtype.kind in "iu" or array.size == 0:
-                array = array.astype(np.int64)
-                out.append(("a", array.shape, tuple(array.ravel().tolist())))
-            else:
-                raise SorixError(at_user_line(f"index arrays must hold integers or booleans, "
-                                              f"got {array.dtype}"))
-        else:
-            raise SorixError(at_user_line(f"cannot index a tensor with {type(item).__name__} "
-                                          f"{item!r}"))
-    return tuple(out)
-
-
-def _canonical_index_value(index: Any) -> Any:
-    from sorix.ir.kernels import _index
-
-    return _index(_canonical_index(index, ()))
