@@ -32,9 +32,10 @@ import sorix.passes.fuse as fuse_module
 from sorix.errors import GraphFormatError, SorixError
 from sorix.export.graphml import to_graphml
 from sorix.export.json import from_json, to_json
+from sorix.ir.check import ATTRIBUTE_KINDS, DTYPES, attribute_kind
 from sorix.ir.graph import Graph
 from sorix.ir.ops import OPS
-from sorix.ir.parse import ATTRIBUTE_KINDS, DTYPES, attribute_kind, parse_graph
+from sorix.ir.parse import parse_graph
 from sorix.ir.printing import PRINT_CONSTANT_SIZE
 from sorix.passes.grad import grad as grad_pass
 from sorix.tensor import apply
@@ -752,8 +753,10 @@ def _nearby(value, data: st.DataObject):
 def _mutate(doc: dict, data: st.DataObject) -> None:
     """Walk a random path into the document and delete, replace or add something there."""
     container: list | dict = doc
-    if doc.get("nodes") and isinstance(doc["nodes"], list) and data.draw(st.booleans()):
-        container = data.draw(st.sampled_from(doc["nodes"]), label="node")  # most checks are here
+    nodes = doc.get("nodes")
+    nodes = [n for n in nodes if isinstance(n, (dict, list))] if isinstance(nodes, list) else []
+    if nodes and data.draw(st.booleans()):
+        container = data.draw(st.sampled_from(nodes), label="node")  # most checks are here
     for _ in range(data.draw(st.sampled_from([0, 1, 2, 2, 3, 3, 4, 5, 6]), label="depth")):
         children = list(container.items() if isinstance(container, dict)
                         else enumerate(container))

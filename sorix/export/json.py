@@ -24,8 +24,8 @@ the IR holds but JSON lacks are written explicitly and decode back to exactly wh
 
 Loading is data only and strict: `from_json` parses with the json module (duplicate keys,
 NaN literals and numbers that overflow refused), checks the document's structure, decodes each
-attribute by the kind its name calls for (`sorix.ir.parse.ATTRIBUTE_KINDS`), and hands the
-records to `sorix.ir.parse.check_graph`, which runs every op's shape and dtype rules. Any
+attribute by the kind its name calls for (`sorix.ir.check.ATTRIBUTE_KINDS`), and hands the
+records to `sorix.ir.check.check_graph`, which runs every op's shape and dtype rules. Any
 problem raises `GraphFormatError` naming the node and what is wrong; nothing from the file is
 ever evaluated.
 """
@@ -41,9 +41,7 @@ import networkx as nx
 import numpy as np
 
 from sorix.errors import GraphFormatError
-from sorix.ir.graph import Graph, Node
-from sorix.ir.ops import OPS
-from sorix.ir.parse import (
+from sorix.ir.check import (
     LEAVES,
     MAX_DEPTH,
     attribute_kind,
@@ -54,6 +52,8 @@ from sorix.ir.parse import (
     make_constant,
     show,
 )
+from sorix.ir.graph import Graph, Node
+from sorix.ir.ops import OPS
 
 #: The version of the document layout this module writes and the only one it reads.
 SCHEMA_VERSION = 1
