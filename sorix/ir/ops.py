@@ -270,8 +270,7 @@ _register(
     Op("pow_scalar", 1, "xp.power({0}, {exponent})", shapes.same, shapes.pow_scalar,
        attrs=("exponent",), elementwise=True, symbol="**{exponent}", rule="power rule",
        cuda="pow(({F}){0}, ({F}){exponent})",
-       vjp=lambda g, out, a, exponent: (
-           g * exponent * call("pow_scalar", a, exponent=exponent - 1) if exponent else g * 0,),
+       vjp=lambda g, out, a, exponent: (_pow_scalar_vjp(g, a, exponent),),
        sympy=lambda a, exponent: a**exponent,
        text="d(a ** n) = n a^(n-1) da", latex=r"d\left(a^{n}\right) = n\,a^{n-1}\,da"),
     _unary("exp", "xp.exp({0})", rule="exponential rule", vjp=lambda g, out, a: (g * out,),
@@ -340,6 +339,17 @@ _register(
        vjp=lambda g, out, a, dtype: (g,), sympy=lambda a, dtype: a,
        text="d cast(a) = da", latex=r"d\,\mathrm{cast}(a) = da"),
 )
+
+
+def _pow_scalar_vjp(g: Any, a: Any, exponent: float) -> Any:
+    """n a^(n-1) g, spelled with the fewest ops for the common small exponents."""
+    if exponent == 0:
+        return g * 0
+    if exponent == 1:
+        return g
+    if exponent == 2:
+        return g * (a + a)
+    return g * exponent * call("pow_scalar", a, exponent=exponent - 1)
 
 
 def _clip_vjp(g: Any, a: Any, lo: float | None, hi: float | None) -> Any:
