@@ -3,6 +3,7 @@
     python -m benchmarks.run                     # full run, 7 rounds
     python -m benchmarks.run --quick             # smoke run, a minute or so
     python -m benchmarks.run --only W1,W3 --rounds 11 --markdown benchmarks/latest.md
+    python -m benchmarks.run --gpu               # W2 and W3 on a CUDA device (benchmarks/gpu.py)
 
 Method (PERFORMANCE.md): float64, BLAS pinned to one thread; every implementation is first
 checked against the numpy reference (rtol 1e-6); then warm-up, calibration of the calls per
@@ -331,7 +332,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="target milliseconds per sample (default 30; 10 quick)")
     parser.add_argument("--seed", type=int, default=0, help="data and shuffle seed")
     parser.add_argument("--no-peers", action="store_true", help="skip jax/torch/pytensor/...")
+    parser.add_argument("--gpu", action="store_true",
+                        help="instead of the CPU run: W2 and W3 on a CUDA device, at sizes that "
+                             "fill it, against hand-written cupy (benchmarks/gpu.py); without "
+                             "cupy or a device, one line saying why and exit 0")
+    parser.add_argument("--gpu-size-scale", type=float, default=1.0, metavar="S",
+                        help="--gpu: scale the working-set budget (a quarter of the free device "
+                             "memory) by S (default 1)")
     opts = parser.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    if opts.gpu:
+        from benchmarks.gpu import main_gpu
+
+        return main_gpu(opts, parser.error, log)
 
     rounds = opts.rounds or (3 if opts.quick else 7)
     target_s = (opts.sample_ms or (10.0 if opts.quick else 30.0)) / 1e3
@@ -345,9 +361,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from "
                      f"{', '.join(all_workloads)}")
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
 
     import sorix
 
