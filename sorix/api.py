@@ -26,7 +26,7 @@ import numpy as np
 
 from sorix import cuda
 from sorix.autodiff import grad_of_tensors
-from sorix.device import CPU, device, device_of_array
+from sorix.device import CPU, device, device_of_array, is_device_array
 from sorix.errors import SorixError, at_user_line
 from sorix.ir.graph import Graph
 from sorix.passes import grad as grad_pass
@@ -185,13 +185,11 @@ class Transformed:
                 parts.append(("static", _hashable(arg, i)))
             elif isinstance(arg, Tensor):
                 parts.append(_tensor_part(arg))
-            elif isinstance(arg, np.ndarray):
+            elif type(arg) is np.ndarray:
                 parts.append((arg.shape, arg.dtype.name))
             else:
                 leaves, spec = flatten(arg)
-                parts.append((spec, tuple(
-                    _tensor_part(x) if isinstance(x, Tensor)
-                    else (Abstract.of(x).shape, Abstract.of(x).dtype) for x in leaves)))
+                parts.append((spec, tuple(_leaf_part(x) for x in leaves)))
         for key in sorted(kwargs):
             if key not in self.static_argnames:
                 raise SorixError(at_user_line(
@@ -279,8 +277,10 @@ class Transformed:
     def _placement(self, args: Sequence[Any]) -> tuple[str, device]:
         """(backend, device) for these arguments: the device their tensors are on decides,
         unless the transform was given a backend."""
-        places = {leaf.device for i, a in enumerate(args) if i not in self.static_argnums
-                  for leaf in flatten(a)[0] if isinstance(leaf, Tensor)}
+        places = {leaf.device if isinstance(leaf, Tensor) else device_of_array(leaf)
+                  for i, a in enumerate(args) if i not in self.static_argnums
+                  for leaf in flatten(a)[0]
+                  if isinstance(leaf, Tensor) or is_device_array(leaf)}
         if len(places) > 1:
             raise SorixError(at_user_line(
                 f"{self.__name__}: its tensor arguments are on different devices "
@@ -344,6 +344,16 @@ def _hashable(value: Any, where: Any) -> Any:
         raise SorixError(at_user_line(
             f"static argument {where!r} must be hashable, got {type(value).__name__}")) from None
     return value
+
+
+def _leaf_part(x: Any) -> tuple[Any, ...]:
+    """Any argument leaf's part of a signature; device arrays (cupy) carry their device."""
+    if isinstance(x, Tensor):
+        return _tensor_part(x)
+    abstract = Abstract.of(x)
+    if is_device_array(x):
+        return (abstract.shape, abstract.dtype, str(device_of_array(x)))
+    return (abstract.shape, abstract.dtype)
 
 
 def _tensor_part(t: Tensor) -> tuple[Any, ...]:

@@ -805,6 +805,10 @@ def _placed_array(data: Any, dtype: Any, device: Any) -> tuple[Any, Any]:
     elif is_device_array(data):
         source = device_of_array(data)
     place = source if device is None else as_device(device).resolved()
+    if source is not CPU and place is source and np.dtype(data.dtype).name in DTYPES:
+        # already where it belongs: copied on the device, never through the host
+        wanted = data.dtype if dtype is None else as_dtype(dtype).numpy
+        return data.astype(wanted, copy=True), place
     array = _to_array(to_host(data) if source is not CPU else data, dtype)
     return (array if place is CPU else _put(place, array)), place
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sorix.device import is_device_array
 from sorix.errors import SorixError, at_user_line
 from sorix.ir.graph import Graph, GraphBuilder
 from sorix.tensor import Tensor, _to_array, apply
@@ -24,7 +25,7 @@ from sorix.tensor import Tensor, _to_array, apply
 
 
 def _is_leaf(x: Any) -> bool:
-    return isinstance(x, (Tensor, np.ndarray, numbers.Number))
+    return isinstance(x, (Tensor, np.ndarray, numbers.Number)) or is_device_array(x)
 
 
 def flatten(tree: Any) -> tuple[list[Any], Any]:
@@ -129,6 +130,8 @@ class Abstract:
     def of(cls, x: Any) -> Abstract:
         if isinstance(x, Tensor):
             return cls(tuple(x.shape), x.dtype.name)
+        if is_device_array(x):  # a cupy array: its facts, without a copy to the host
+            return cls(tuple(x.shape), np.dtype(x.dtype).name)
         array = _to_array(x)
         return cls(array.shape, array.dtype.name)
 

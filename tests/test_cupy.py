@@ -1024,3 +1024,19 @@ def test_gpu_eager_forward_and_backward() -> None:
         np.testing.assert_allclose(g, c, rtol=1e-9, atol=1e-12)
     with pytest.raises(SorixError, match="different devices"):
         sorix.tensor([1.0], device="cuda") + sorix.tensor([1.0])
+
+
+def test_raw_device_arrays_go_to_jit_and_tensor_without_a_host_copy(fake_cuda: StandIn) -> None:
+    """cupy arrays (not only cuda tensors) are arguments jit places on their device, and
+    sorix.tensor keeps them there."""
+    x = to_device([1.0, 2.0, 3.0])
+    doubled = sorix.jit(lambda v: v * 2)(x)
+    assert doubled.device == "cuda:0"
+    np.testing.assert_allclose(host(doubled.data), [2.0, 4.0, 6.0])
+    on_host = sorix.jit(lambda v: v * 2)
+    on_host(np.ones(3))
+    assert on_host(x).device == "cuda:0"  # same shape and dtype, but another device: retraced
+    assert on_host.trace_count == 2
+    t = sorix.tensor(x)
+    assert t.device == "cuda:0" and isinstance(t.data, DeviceArray)
+    np.testing.assert_allclose(host(t.data), [1.0, 2.0, 3.0])
