@@ -528,7 +528,7 @@ def compiled(x):
     v4 = v3.sum(axis=None, keepdims=False)  # %4 = sum(%3, axis=None, keepdims=False) : float64[]
     del v3
     v6 = reshape(c5, (1,))  # %6 = reshape(%5, shape=(1,)) : float64[1]
-    v7 = broadcast_to(v6, (3,))  # %7 = broadcast_to(%6, shape=(3,)) : float64[3]
+    v7 = _broadcast_to(xp, v6, (3,))  # %7 = broadcast_to(%6, shape=(3,)) : float64[3]
     del v6
     v8 = multiply(v7, c2)  # %8 = mul(%7, %2) : float64[3]
     v9 = multiply(v7, v1)  # %9 = mul(%7, %1) : float64[3]

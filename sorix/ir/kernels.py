@@ -49,6 +49,23 @@ def _scatter_add(xp: Any, g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     return out
 
 
+#: Broadcasts to at most this many elements are materialized (see `_broadcast_to`).
+SMALL_BROADCAST = 4096
+
+
+def _broadcast_to(xp: Any, x: Any, shape: tuple[int, ...]) -> Any:
+    """x broadcast to `shape`: a fresh array when small (numpy's broadcast_to is Python code
+    that costs ~2.3 us, filling an empty array ~0.25 us), a view when large (no memory)."""
+    size = 1
+    for d in shape:
+        size *= d
+    if size > SMALL_BROADCAST:
+        return xp.broadcast_to(x, shape)
+    out = xp.empty(shape, dtype=x.dtype)
+    out[...] = x
+    return out
+
+
 def _cast(xp: Any, x: Any, dtype: str) -> Any:
     return xp.asarray(x).astype(dtype, copy=False)
 
@@ -68,6 +85,7 @@ KERNELS = {
     "_sigmoid": _sigmoid,
     "_scatter_add": _scatter_add,
     "_cast": _cast,
+    "_broadcast_to": _broadcast_to,
     "_fused": _fused,
 }
 

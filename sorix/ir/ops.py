@@ -474,7 +474,7 @@ _register(
        attrs=("axes",), symbol="transpose", rule="transpose rule",
        vjp=lambda g, out, a, axes: (call("transpose", g, axes=tuple(np.argsort(axes).tolist())),),
        text="d a^T = (da)^T", latex=r"d\,a^{T} = (da)^{T}"),
-    Op("broadcast_to", 1, "xp.broadcast_to({0}, {shape})", shapes.broadcast_to, shapes.first,
+    Op("broadcast_to", 1, "_broadcast_to(xp, {0}, {shape})", shapes.broadcast_to, shapes.first,
        attrs=("shape",), symbol="broadcast_to", rule="broadcast rule",
        vjp=lambda g, out, a, shape: (g,),  # summing back to a's shape is the central un-broadcast
        text="d broadcast(a) = broadcast(da)", latex=r"d\,\mathrm{bcast}(a) = \mathrm{bcast}(da)"),
