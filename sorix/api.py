@@ -495,31 +495,35 @@ def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
     return Transformed(symbolic, f"grad({_name(fn)})", passes=passes, named_like=fn)
 
 
-def vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], Any]]:
-    """(fn(*primals), vjp_fn) where vjp_fn(cotangent) is the cotangent pulled back to primals."""
-    out = jit(fn)(*primals)
-    if not isinstance(out, Tensor):
-        raise SorixError(at_user_line("vjp needs fn to return a single tensor"))
+def _per_function(build: Callable[[Callable[..., Any]], Transformed]) -> Callable[..., Any]:
+    """`build(fn)` once per function: repeated vjp/jvp calls reuse one compiled program
+    instead of tracing again (functions that cannot be hashed are built each time)."""
+    cached = functools.lru_cache(maxsize=256)(build)
 
+    def get(fn: Callable[..., Any]) -> Transformed:
+        try:
+            return cached(fn)
+        except TypeError:
+            return build(fn)
+
+    return get
+
+
+@_per_function
+def _vjp_program(fn: Callable[..., Any]) -> Transformed:
     def pullback(*args: Any) -> Any:
         *prims, ct = args
         graph, _ = trace_tree(fn, prims, {})
         dgraph = grad_pass.grad(graph, None, cotangent=True)
         leaves = [x if isinstance(x, Tensor) else Tensor(x) for x in prims]
         values = replay(dgraph, leaves + [ct if isinstance(ct, Tensor) else Tensor(ct)])
-        grads = tuple(values[o] for o in dgraph.outputs[len(graph.outputs):])
-        return grads
+        return tuple(values[o] for o in dgraph.outputs[len(graph.outputs):])
 
-    compiled = Transformed(pullback, f"vjp({_name(fn)})")
-    return out, lambda cotangent: compiled(*primals, cotangent)
+    return Transformed(pullback, f"vjp({_name(fn)})")
 
 
-def jvp(fn: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
-    """(fn(*primals), J @ tangents): forward-mode derivative by transposing the VJP."""
-    if len(primals) != len(tangents):
-        raise SorixError(at_user_line(f"jvp: {len(primals)} primals but {len(tangents)} "
-                                      f"tangents"))
-
+@_per_function
+def _jvp_program(fn: Callable[..., Any]) -> Transformed:
     def symbolic(*args: Any) -> Any:
         n = len(args) // 2
         prims, tans = args[:n], args[n:]
@@ -541,8 +545,27 @@ def jvp(fn: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any])
         values = replay(tangent_graph, everything)
         return out, values[tangent_graph.outputs[-1]]
 
-    compiled = Transformed(symbolic, f"jvp({_name(fn)})")
-    return compiled(*primals, *tangents)
+    return Transformed(symbolic, f"jvp({_name(fn)})")
+
+
+_jitted = _per_function(jit)
+
+
+def vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """(fn(*primals), vjp_fn) where vjp_fn(cotangent) is the cotangent pulled back to primals."""
+    out = _jitted(fn)(*primals)
+    if not isinstance(out, Tensor):
+        raise SorixError(at_user_line("vjp needs fn to return a single tensor"))
+    compiled = _vjp_program(fn)
+    return out, lambda cotangent: compiled(*primals, cotangent)
+
+
+def jvp(fn: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
+    """(fn(*primals), J @ tangents): forward-mode derivative by transposing the VJP."""
+    if len(primals) != len(tangents):
+        raise SorixError(at_user_line(f"jvp: {len(primals)} primals but {len(tangents)} "
+                                      f"tangents"))
+    return _jvp_program(fn)(*primals, *tangents)
 
 
 def jacobian(fn: Callable[..., Any], argnums: int = 0, *,

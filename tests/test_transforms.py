@@ -282,3 +282,17 @@ def test_jit_rebuilds_every_kind_of_output_structure():
     named = sorix.jit(lambda v: pair(v, v.sum()))(x)
     assert isinstance(named, pair) and named.second.item() == 3.0
     assert sorix.jit(lambda v: (v.sum(),))(x)[0].shape == ()
+
+
+def test_repeated_jvp_and_vjp_calls_reuse_one_compiled_program():
+    from sorix.api import _jvp_program, _vjp_program
+
+    def f(x):
+        return sorix.sin(x) * x
+
+    for _ in range(3):
+        sorix.jvp(f, (np.ones(3),), (np.ones(3),))
+        _, pullback = sorix.vjp(f, np.ones(3))
+        pullback(np.ones(3))
+    assert _jvp_program(f).trace_count == 1
+    assert _vjp_program(f).trace_count == 1
