@@ -14,23 +14,50 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class SorixError(Exception):
-    """Base class of the errors sorix raises about its users' input."""
+    """Base class of the errors sorix raises about its users' input.
+
+    Never raised itself: every error is one of the subclasses below, and each subclass is also
+    the standard exception a Python user would catch for it (`TypeError` for a wrong type or a
+    wrong call, `ValueError` for a wrong value, `RuntimeError` for autograd or tracing state),
+    so `except ValueError:` around sorix code works as it does around numpy code.
+    """
 
 
-class ShapeError(SorixError, ValueError):
+class SorixTypeError(SorixError, TypeError):
+    """An argument of the wrong type, or a call with the wrong arguments."""
+
+
+class SorixValueError(SorixError, ValueError):
+    """An argument of the right type with a value sorix cannot take."""
+
+
+class ShapeError(SorixValueError):
     """Operand shapes that an op cannot combine."""
 
 
-class DTypeError(SorixError, TypeError):
+class DTypeError(SorixTypeError):
     """A dtype an op or a tensor cannot take."""
+
+
+class DomainError(SorixValueError):
+    """Values outside an op's domain that numpy would refuse (integers to negative powers)."""
+
+
+class DeviceError(SorixValueError):
+    """An unknown device, or operands on different devices."""
+
+
+class GraphFormatError(SorixValueError):
+    """A serialized graph (JSON or IR text) that is malformed, breaks an IR invariant or
+    exceeds a size limit."""
 
 
 class GradError(SorixError, RuntimeError):
     """A backward pass that cannot run as asked."""
 
 
-class GraphFormatError(SorixError, ValueError):
-    """A serialized graph (JSON or IR text) that is malformed or breaks an IR invariant."""
+class TraceError(SorixError, RuntimeError):
+    """A traced value used where a concrete one is needed, or a trace used wrongly."""
 
 
 def user_location() -> str:
