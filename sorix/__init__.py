@@ -83,13 +83,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "abs", "arange", "bool_", "broadcast_to", "clip", "compile", "concatenate", "cos", "cuda",
-    "custom_op", "Derivation", "device", "DeviceError", "DomainError", "draw", "draw_pass", "DType", "DTypeError", "enable_grad",
-    "exp", "explain", "eye", "float16", "float32", "float64", "from_sympy", "full", "grad",
-    "gradcheck", "GradError", "GraphFormatError", "hessian", "int32", "int64", "ir",
-    "is_grad_enabled", "jacobian", "jit", "jvp", "linspace", "log", "log_softmax", "logsumexp",
-    "matmul", "max", "maximum", "mean", "min", "minimum", "no_grad", "ones", "ones_like",
-    "optimize", "rand", "randn", "relu", "remove_custom_op", "reshape", "ShapeError", "sigmoid",
-    "sign", "sin", "softmax", "SorixError", "SorixTypeError", "SorixValueError", "sqrt", "stack", "sum", "tan", "tanh", "tensor",
-    "Tensor", "to_latex", "to_sympy", "trace", "TraceError", "transpose", "value_and_grad", "vjp", "where",
-    "zeros", "zeros_like",
+    "custom_op", "Derivation", "device", "DeviceError", "DomainError", "draw", "draw_pass",
+    "DType", "DTypeError", "enable_grad", "exp", "explain", "eye", "float16", "float32", "float64",
+    "from_sympy", "full", "grad", "gradcheck", "GradError", "GraphFormatError", "hessian", "int32",
+    "int64", "ir", "is_grad_enabled", "jacobian", "jit", "jvp", "linspace", "log", "log_softmax",
+    "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "no_grad", "ones",
+    "ones_like", "optimize", "rand", "randn", "relu", "remove_custom_op", "reshape", "ShapeError",
+    "sigmoid", "sign", "sin", "softmax", "SorixError", "SorixTypeError", "SorixValueError", "sqrt",
+    "stack", "sum", "tan", "tanh", "tensor", "Tensor", "to_latex", "to_sympy", "trace",
+    "TraceError", "transpose", "value_and_grad", "vjp", "where", "zeros", "zeros_like",
 ]
