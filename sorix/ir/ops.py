@@ -193,11 +193,11 @@ def _sympy_softmax(log: bool) -> Callable[..., Any]:
 
 def _binary(name: str, ufunc: str, **facts: Any) -> Op:
     return Op(name, 2, f"xp.{ufunc}({{0}}, {{1}})", shapes.broadcast,
-              facts.pop("dtype", shapes.promote), elementwise=True, **facts)
+              shapes.numpy_dtype(name), elementwise=True, **facts)
 
 
 def _unary(name: str, source: str, **facts: Any) -> Op:
-    return Op(name, 1, source, shapes.same, facts.pop("dtype", shapes.floating),
+    return Op(name, 1, source, shapes.same, shapes.numpy_dtype(name),
               elementwise=True, symbol=facts.pop("symbol", name), **facts)
 
 
@@ -212,7 +212,7 @@ _register(
             cuda="{0} * {1}",
             vjp=lambda g, out, a, b: (g * b, g * a), sympy=lambda a, b: a * b,
             text="d(a * b) = b da + a db", latex=r"d(a b) = b\,da + a\,db"),
-    _binary("div", "true_divide", symbol="/", dtype=shapes.floating, rule="quotient rule",
+    _binary("div", "true_divide", symbol="/", rule="quotient rule",
             cuda="({T}){0} / ({T}){1}",
             vjp=lambda g, out, a, b: _div_vjp(g, out, b), sympy=lambda a, b: a / b,
             text="d(a / b) = da / b - a db / b^2",
@@ -256,18 +256,19 @@ _COMPARISONS = {
     "greater_equal": (">=", sp.Ge), "equal": ("==", sp.Eq), "not_equal": ("!=", sp.Ne),
 }
 _register(*(
-    _binary(name, name, symbol=symbol, dtype=shapes.boolean, sympy=relation,
+    _binary(name, name, symbol=symbol, sympy=relation,
             cuda=f"{{0}} {symbol} {{1}}",
             commutative=name in ("equal", "not_equal"), rule="no derivative (a comparison)")
     for name, (symbol, relation) in _COMPARISONS.items()
 ))
 
 _register(
-    _unary("neg", "xp.negative({0})", dtype=shapes.first, rule="constant multiple rule",
+    _unary("neg", "xp.negative({0})", rule="constant multiple rule",
            cuda="-{0}",
            vjp=lambda g, out, a: (-g,), sympy=lambda a: -a, text="d(-a) = -da",
            latex=r"d(-a) = -da"),
-    Op("pow_scalar", 1, "xp.power({0}, {exponent})", shapes.same, shapes.pow_scalar,
+    Op("pow_scalar", 1, "xp.power({0}, {exponent})", shapes.same,
+       shapes.numpy_dtype("pow_scalar"),
        attrs=("exponent",), elementwise=True, symbol="**{exponent}", rule="power rule",
        cuda="pow(({F}){0}, ({F}){exponent})",
        vjp=lambda g, out, a, exponent: (_pow_scalar_vjp(g, a, exponent),),
@@ -307,18 +308,19 @@ _register(
            vjp=lambda g, out, a: (g * out * (1.0 - out),), sympy=lambda a: 1 / (1 + sp.exp(-a)),
            text="d sigmoid(a) = sigmoid(a) (1 - sigmoid(a)) da",
            latex=r"d\sigma(a) = \sigma(a)\,(1 - \sigma(a))\,da"),
-    _unary("relu", "xp.maximum({0}, 0)", dtype=shapes.first, rule="rectifier rule",
+    _unary("relu", "xp.maximum({0}, 0)", rule="rectifier rule",
            cuda="{0} > 0 || {0} != {0} ? {0} : ({T})0",
            vjp=lambda g, out, a: (_where(a > 0, g, 0.0),), sympy=lambda a: sp.Max(a, 0),
            text="d relu(a) = [a > 0] da", latex=r"d\,\mathrm{relu}(a) = [a > 0]\,da"),
-    _unary("abs", "xp.abs({0})", dtype=shapes.first, rule="absolute value rule",
+    _unary("abs", "xp.abs({0})", rule="absolute value rule",
            cuda="{0} < 0 ? -{0} : {0}",
            vjp=lambda g, out, a: (g * call("sign", a),), sympy=sp.Abs,
            text="d |a| = sign(a) da", latex=r"d\,|a| = \operatorname{sign}(a)\,da"),
-    _unary("sign", "xp.sign({0})", dtype=shapes.first, sympy=sp.sign,
+    _unary("sign", "xp.sign({0})", sympy=sp.sign,
            cuda="{0} > 0 ? ({T})1 : ({0} < 0 ? ({T})-1 : {0})",
            rule="no derivative (piecewise constant)"),
-    Op("clip", 1, "xp.clip({0}, {lo}, {hi})", shapes.same, shapes.first, attrs=("lo", "hi"),
+    Op("clip", 1, "xp.clip({0}, {lo}, {hi})", shapes.same, shapes.numpy_dtype("clip"),
+       attrs=("lo", "hi"),
        elementwise=True, symbol="clip", rule="clip rule",
        # an absent bound is spelled as {0} itself (see cupy_backend): it then never applies
        cuda="{0} < {lo} ? ({T}){lo} : ({0} > {hi} ? ({T}){hi} : {0})",
@@ -328,13 +330,14 @@ _register(
        text="d clip(a, lo, hi) = [lo <= a <= hi] da",
        latex=r"d\,\mathrm{clip}(a) = [lo \le a \le hi]\,da"),
     Op("where", 3, "xp.where({0}, {1}, {2})", lambda c, a, b: shapes.broadcast(c, a, b),
-       shapes.selected, elementwise=True, symbol="where", rule="selection rule",
+       shapes.numpy_dtype("where"), elementwise=True, symbol="where", rule="selection rule",
        cuda="{0} ? {1} : {2}",
        vjp=lambda g, out, c, a, b: (None, _where(c, g, 0.0), _where(c, 0.0, g)),
        sympy=lambda c, a, b: sp.Piecewise((a, c), (b, True)),
        text="d where(c, a, b) = [c] da + [not c] db",
        latex=r"d\,\mathrm{where}(c, a, b) = [c]\,da + [\lnot c]\,db"),
-    Op("astype", 1, "_cast(xp, {0}, {dtype})", shapes.same, shapes.cast, attrs=("dtype",),
+    Op("astype", 1, "_cast(xp, {0}, {dtype})", shapes.same, shapes.numpy_dtype("astype"),
+       attrs=("dtype",),
        elementwise=True, symbol="astype", rule="identity rule", cuda="({T}){0}",
        vjp=lambda g, out, a, dtype: (g,), sympy=lambda a, dtype: a,
        text="d cast(a) = da", latex=r"d\,\mathrm{cast}(a) = da"),
@@ -367,7 +370,8 @@ def _reduction(name: str, vjp: VJP, dtype: Callable[..., str], sympy_fn: Any, **
     # The method spelling (`a.sum(...)`) costs less than `np.sum(a, ...)` on small arrays and
     # reads the same for numpy and cupy arrays.
     return Op(name, 1, f"{{0}}.{name}(axis={{axis}}, keepdims={{keepdims}})",
-              shapes.reduced, dtype, vjp=vjp, attrs=("axis", "keepdims"), symbol=name,
+              facts.pop("shape", shapes.reduced), dtype, vjp=vjp, attrs=("axis", "keepdims"),
+              symbol=name,
               sympy=sympy_fn, **facts)
 
 
@@ -380,35 +384,41 @@ def _extremum_vjp(g: Any, out: Any, a: Any, axis: Any, keepdims: bool) -> tuple[
 
 _register(
     _reduction("sum", lambda g, out, a, axis, keepdims: (_expand(g, a.shape, axis, keepdims),),
-               shapes.promote, None, rule="sum rule",
+               shapes.numpy_dtype("sum"), None, rule="sum rule",
                text="d sum(a) = sum(da)", latex=r"d\sum_i a_i = \sum_i da_i"),
     _reduction("mean",
                lambda g, out, a, axis, keepdims: (
                    _expand(g, a.shape, axis, keepdims) / _count(a.shape, axis),),
-               shapes.mean, None, rule="mean rule", text="d mean(a) = mean(da)",
+               shapes.numpy_dtype("mean"), None, rule="mean rule",
+               text="d mean(a) = mean(da)",
                latex=r"d\,\frac{1}{n}\sum_i a_i = \frac{1}{n}\sum_i da_i"),
-    _reduction("max", _extremum_vjp, shapes.first, _object_reduce(lambda v: sp.Max(*v)),
+    _reduction("max", _extremum_vjp, shapes.numpy_dtype("max"),
+               _object_reduce(lambda v: sp.Max(*v)), shape=shapes.extremum,
                rule="maximum rule", text="d max(a) = da at the maximum",
                latex=r"d\max_i a_i = da_{\arg\max}"),
-    _reduction("min", _extremum_vjp, shapes.first, _object_reduce(lambda v: sp.Min(*v)),
+    _reduction("min", _extremum_vjp, shapes.numpy_dtype("min"),
+               _object_reduce(lambda v: sp.Min(*v)), shape=shapes.extremum,
                rule="minimum rule", text="d min(a) = da at the minimum",
                latex=r"d\min_i a_i = da_{\arg\min}"),
-    Op("logsumexp", 1, "_logsumexp(xp, {0}, {axis}, {keepdims})", shapes.reduced,
-       shapes.floating, attrs=("axis", "keepdims"), symbol="logsumexp", rule="log-sum-exp rule",
+    Op("logsumexp", 1, "_logsumexp(xp, {0}, {axis}, {keepdims})", shapes.extremum,
+       shapes.numpy_dtype("logsumexp"), attrs=("axis", "keepdims"), symbol="logsumexp",
+       rule="log-sum-exp rule",
        vjp=lambda g, out, a, axis, keepdims: (
            _expand(g, a.shape, axis, keepdims)
            * call("exp", a - _expand(out, a.shape, axis, keepdims)),),
        sympy=_object_reduce(_sympy_logsumexp),
        text="d logsumexp(a) = softmax(a) . da",
        latex=r"d\log\sum_i e^{a_i} = \sum_i \mathrm{softmax}(a)_i\,da_i"),
-    Op("softmax", 1, "_softmax(xp, {0}, {axis})", shapes.along_axis, shapes.floating,
+    Op("softmax", 1, "_softmax(xp, {0}, {axis})", shapes.along_nonempty_axis,
+       shapes.numpy_dtype("softmax"),
        attrs=("axis",), symbol="softmax", rule="softmax rule",
        vjp=lambda g, out, a, axis: (
            out * (g - call("sum", g * out, axis=(axis % a.ndim,), keepdims=True)),),
        sympy=_sympy_softmax(log=False),
        text="d softmax(a) = s * (da - sum(s * da))",
        latex=r"d s_i = s_i\,(da_i - \textstyle\sum_j s_j\,da_j)"),
-    Op("log_softmax", 1, "_log_softmax(xp, {0}, {axis})", shapes.along_axis, shapes.floating,
+    Op("log_softmax", 1, "_log_softmax(xp, {0}, {axis})", shapes.along_nonempty_axis,
+       shapes.numpy_dtype("log_softmax"),
        attrs=("axis",), symbol="log_softmax", rule="log-softmax rule",
        vjp=lambda g, out, a, axis: (
            g - call("exp", out) * call("sum", g, axis=(axis % a.ndim,), keepdims=True),),
@@ -463,7 +473,8 @@ def _stack_vjp(g: Any, out: Any, *args: Any, axis: int) -> tuple[Any, ...]:
 
 
 _register(
-    Op("matmul", 2, "xp.matmul({0}, {1})", shapes.matmul, shapes.promote, vjp=_matmul_vjp,
+    Op("matmul", 2, "xp.matmul({0}, {1})", shapes.matmul, shapes.numpy_dtype("matmul", 2),
+       vjp=_matmul_vjp,
        symbol="@", rule="matrix product rule", text="d(A @ B) = dA @ B + A @ dB",
        latex=r"d(AB) = dA\,B + A\,dB"),
     Op("reshape", 1, "xp.reshape({0}, {shape})", shapes.reshape, shapes.first,
@@ -490,10 +501,12 @@ _register(
        vjp=lambda g, out, a, index, shape: (call("getitem", g, index=index),),
        text="d scatter(a) = scatter(da)", latex=r"d\,\mathrm{scatter}(a) = \mathrm{scatter}(da)"),
     Op("concatenate", None, "xp.concatenate([{args}], axis={axis})", shapes.concatenated,
-       shapes.promote, attrs=("axis",), symbol="concatenate", vjp=_concatenate_vjp,
+       shapes.numpy_dtype("concatenate"), attrs=("axis",), symbol="concatenate",
+       vjp=_concatenate_vjp,
        rule="concatenation rule", text="d concat(a, b) = concat(da, db)",
        latex=r"d\,[a; b] = [da; db]"),
-    Op("stack", None, "xp.stack([{args}], axis={axis})", shapes.stacked, shapes.promote,
+    Op("stack", None, "xp.stack([{args}], axis={axis})", shapes.stacked,
+       shapes.numpy_dtype("stack"),
        attrs=("axis",), symbol="stack", vjp=_stack_vjp, rule="stacking rule",
        text="d stack(a, b) = stack(da, db)", latex=r"d\,[a, b] = [da, db]"),
 )

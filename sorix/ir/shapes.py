@@ -3,15 +3,23 @@
 Each rule takes the argument shapes (or dtype names) and the op's attributes and returns the
 result's; it raises ShapeError with a message that names the shapes, and the front end adds the
 op's name and the user's line. Dtypes are numpy dtype names ('float64'), so records stay plain data.
+
+Dtype rules are numpy's own (`numpy_dtype`): an op's result dtype is whatever its lowering
+template returns when numpy runs it, found once per (dtypes, attributes) by running the op's own
+`impl` on arrays of ones and cached. jit trusts declared dtypes and eager gets numpy's, so any
+hand-written promotion table would drift from numpy (an int32 sum is int64, exp of bool is
+float16, bool ** 2 is int8, relu of bool is int64); the probe cannot.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from sorix.errors import ShapeError
+from sorix.errors import DomainError, DTypeError, ShapeError
 
 Shape = tuple[int, ...]
 
@@ -40,9 +48,29 @@ def reduced(shape: Shape, axis: tuple[int, ...] | None, keepdims: bool = False) 
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
+def extremum(shape: Shape, axis: tuple[int, ...] | None, keepdims: bool = False) -> Shape:
+    """`reduced`, refusing a reduction over no elements: max and min of nothing have no value
+    (numpy raises ValueError at run time; this refuses at trace time, as eager does)."""
+    out = reduced(shape, axis, keepdims)
+    axes = range(len(shape)) if axis is None else axis
+    if math.prod(shape[a] for a in axes) == 0:
+        raise ShapeError(f"reducing over an empty axis of shape {tuple(shape)} (axis {axis}): "
+                         f"an empty array has no maximum or minimum")
+    return out
+
+
 def along_axis(shape: Shape, axis: int, **_: object) -> Shape:
     if not -len(shape) <= axis < max(len(shape), 1):
         raise ShapeError(f"axis {axis} is out of bounds for shape {tuple(shape)}")
+    return shape
+
+
+def along_nonempty_axis(shape: Shape, axis: int, **_: object) -> Shape:
+    """`along_axis` for softmaxes, which shift by a maximum along the axis: none over nothing."""
+    along_axis(shape, axis)
+    if shape and shape[axis] == 0:
+        raise ShapeError(f"axis {axis} of shape {tuple(shape)} is empty: an empty array has "
+                         f"no maximum to shift by")
     return shape
 
 
@@ -115,39 +143,77 @@ def stacked(*shapes: Shape, axis: int) -> Shape:
 
 # dtype rules -------------------------------------------------------------------------------
 
+DTypeRule = Callable[..., str]
 
-def promote(*dtypes: str, **_: object) -> str:
-    return np.result_type(*dtypes).name
-
-
-def floating(*dtypes: str, **_: object) -> str:
-    """Promote, then send integers and booleans to float64 (as numpy's sin and true_divide do)."""
-    d = np.result_type(*dtypes)
-    return d.name if d.kind in "fc" else "float64"
+#: Probe results each rule keeps; past this (attributes from untrusted graphs vary without
+#: bound, e.g. exponents) its cache starts over.
+PROBE_CACHE_SIZE = 4096
 
 
-def boolean(*_: str, **__: object) -> str:
-    return "bool"
+def numpy_dtype(name: str, ndim: int = 0) -> DTypeRule:
+    """The dtype rule of op `name`: the dtype numpy's run of the op's own `impl` returns.
+
+    Arguments are arrays of ones of shape (1,) * n, where n is `ndim` or enough for the op's
+    `axis` attribute; ones are in every op's domain, so a refusal is about dtypes (numpy's
+    TypeError, raised here as DTypeError) or about a domain numpy refuses whatever the values
+    (integers to negative integer powers: numpy's ValueError, raised here as DomainError).
+    Results are cached per (dtypes, attributes); attribute types count (2 and 2.0 differ).
+    """
+    cache: dict[Any, str] = {}
+
+    def rule(*dtypes: str, **attrs: Any) -> str:
+        key = (dtypes, tuple((k, v.__class__, v) for k, v in attrs.items())) if attrs \
+            else dtypes
+        try:
+            found = cache.get(key)
+        except TypeError:  # an unhashable attribute: probe without caching
+            return _probe(name, ndim, dtypes, attrs)
+        if found is None:
+            found = _probe(name, ndim, dtypes, attrs)
+            if len(cache) >= PROBE_CACHE_SIZE:
+                cache.clear()
+            cache[key] = found
+        return found
+
+    rule.__qualname__ = rule.__name__ = f"numpy_dtype_{name}"
+    return rule
+
+
+def _probe(name: str, ndim: int, dtypes: tuple[str, ...], attrs: dict[str, Any]) -> str:
+    from sorix.ir.ops import OPS  # the table imports this module
+
+    listed = ", ".join(map(str, dtypes))
+    try:
+        arrays = [np.ones((1,) * max(ndim, _axis_ndim(attrs.get("axis"))), dtype=d)
+                  for d in dtypes]
+    except TypeError:
+        raise DTypeError(f"{name}({listed}): not a dtype sorix knows") from None
+    try:
+        with np.errstate(all="ignore"):
+            out = OPS[name].impl(np, *arrays, **attrs)
+    except TypeError as error:  # numpy's UFuncTypeError and friends
+        raise DTypeError(f"{name}({listed}): numpy does not take these dtypes ({error})") \
+            from None
+    except ValueError as error:  # numpy's refusals whatever the values
+        raise DomainError(f"{name}({listed}) with {_show_attrs(attrs)}: {error}") from None
+    return np.asarray(out).dtype.name
+
+
+def _axis_ndim(axis: Any) -> int:
+    """Dimensions enough for `axis` (None, an int or a tuple of ints, negative or not)."""
+    if axis is None:
+        return 1
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return max((a + 1 if a >= 0 else -a for a in axes if isinstance(a, int)), default=1)
+
+
+def _show_attrs(attrs: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in attrs.items()) or "no attributes"
 
 
 def first(dtype: str, *_: str, **__: object) -> str:
-    return dtype
-
-
-def selected(_: str, a: str, b: str) -> str:
-    """The dtype of where(cond, a, b): the branches', promoted."""
-    return promote(a, b)
-
-
-def mean(dtype: str, **_: object) -> str:
-    return floating(dtype)
-
-
-def pow_scalar(dtype: str, exponent: float) -> str:
-    return "float64" if isinstance(exponent, float) and np.dtype(dtype).kind in "biu" else dtype
-
-
-def cast(_: str, dtype: str) -> str:
+    """The first argument's dtype: ops that move or pick elements (reshape, transpose,
+    broadcast_to, getitem, scatter_add) keep it, as numpy's do."""
     return dtype
 
 
