@@ -25,9 +25,9 @@ the IR holds but JSON lacks are written explicitly and decode back to exactly wh
 Loading is data only and strict: `from_json` parses with the json module (duplicate keys,
 NaN literals and numbers that overflow refused), checks the document's structure, decodes each
 attribute by the kind its name calls for (`sorix.ir.check.ATTRIBUTE_KINDS`), and hands the
-records to `sorix.ir.check.check_graph`, which runs every op's shape and dtype rules. Any
-problem raises `GraphFormatError` naming the node and what is wrong; nothing from the file is
-ever evaluated.
+records to `sorix.ir.check.check_graph`, which runs every op's shape and dtype rules and
+checks the size limits (`sorix.ir.limits`). Any problem raises `GraphFormatError` naming the
+node and what is wrong; nothing from the file is ever evaluated.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from sorix.ir.check import (
     show,
 )
 from sorix.ir.graph import Graph, Node
+from sorix.ir.limits import DEFAULT_LIMITS, Limits, check_node_count
 from sorix.ir.ops import OPS
 
 #: The version of the document layout this module writes and the only one it reads.
@@ -369,8 +370,9 @@ def _decode_node(nid: int, data: dict[str, Any]) -> Node:
     return Node(op, args, attrs, shape, data["dtype"], value)
 
 
-def from_json(text: str | bytes) -> Graph:
-    """The graph a `to_json` document describes; GraphFormatError if it is not a valid one.
+def from_json(text: str | bytes, limits: Limits | None = DEFAULT_LIMITS) -> Graph:
+    """The graph a `to_json` document describes; GraphFormatError if it is not a valid one
+    or exceeds `limits` (`sorix.ir.limits`; None for a graph you trust).
 
     >>> import sorix
     >>> from sorix.export.json import from_json, to_json
@@ -380,6 +382,7 @@ def from_json(text: str | bytes) -> Graph:
     """
     doc = _parse(text)
     nodes, edges = _check_structure(doc)
+    check_node_count(len(nodes), limits)
     inputs = _int_list(doc["inputs"], "inputs")
     outputs = _int_list(doc["outputs"], "outputs")
     try:
@@ -388,7 +391,7 @@ def from_json(text: str | bytes) -> Graph:
     except (KeyError, TypeError, ValueError, nx.NetworkXError) as error:
         raise GraphFormatError(f"graph document: networkx cannot read it: {error}") from None
     records = {nid: _decode_node(nid, g.nodes[nid]) for nid in sorted(g.nodes)}
-    graph = check_graph(records, inputs, outputs)
+    graph = check_graph(records, inputs, outputs, limits)
     for source, target, data in g.edges(data=True):
         positions = data["positions"]
         expected = graph.nx.get_edge_data(source, target)

@@ -14,7 +14,9 @@ Invariants:
   which the code generator uses as parameter names). The code generator pastes attribute literals
   into generated source, so a string anywhere else would be a way into it.
 - Sizes are bounded before anything is allocated: at most `MAX_NDIM` dimensions and
-  `MAX_ELEMENTS` elements per array, index arrays no larger than what they index.
+  `MAX_ELEMENTS` elements per array, index arrays no larger than what they index (what the
+  checks themselves need); then `sorix.ir.limits` bounds what running the graph would ask for
+  (`Limits`, `DEFAULT_LIMITS`; configurable, `limits=None` for trusted graphs).
 
 Decisions:
 - The internal ops `fused` and `unpack` load, so optimized graphs round-trip. The op table's
@@ -38,6 +40,7 @@ import numpy as np
 
 from sorix.errors import GraphFormatError, SorixError
 from sorix.ir.graph import Graph, Node
+from sorix.ir.limits import DEFAULT_LIMITS, Limits, check_limits, check_node_count
 from sorix.ir.ops import OPS, Op
 
 #: The dtypes IR values may have.
@@ -291,9 +294,11 @@ def _element_ok(v: Any, kind: str, bounds: Any) -> bool:
 # the graph check -------------------------------------------------------------------------
 
 
-def check_graph(nodes: Mapping[int, Node], inputs: Sequence[Any],
-                outputs: Sequence[Any]) -> Graph:
-    """The Graph of these records, or GraphFormatError naming the first node that is wrong."""
+def check_graph(nodes: Mapping[int, Node], inputs: Sequence[Any], outputs: Sequence[Any],
+                limits: Limits | None = DEFAULT_LIMITS) -> Graph:
+    """The Graph of these records, or GraphFormatError naming the first node that is wrong
+    or the first size limit exceeded (`sorix.ir.limits`; None checks no limits)."""
+    check_node_count(len(nodes), limits)
     for nid in nodes:
         check_int(nid, "node id")
         if nid < 0:
@@ -326,6 +331,7 @@ def check_graph(nodes: Mapping[int, Node], inputs: Sequence[Any],
         graph.verify()
     except SorixError as error:  # every check above should have caught it first
         raise GraphFormatError(str(error)) from None
+    check_limits(graph, limits)
     return graph
 
 
