@@ -8,30 +8,51 @@ optimizes the graph, lowers it and caches the program. Called on traced tensors 
 trace), it runs the symbolic rule directly: that is inlining, and it is why transforms nest
 (`grad(grad(f))`, `jit(hessian(f))`).
 
-Devices: the signature includes the device of every tensor argument that is not on the cpu,
-and a transform with no explicit backend lowers for the device its tensors are on: numpy for
-cpu tensors, cupy for CUDA tensors (whose outputs are CUDA tensors). `backend="cupy"` runs on
-the current CUDA device whatever the arguments (host values are copied there); an explicit
-`backend="numpy"` refuses CUDA tensors rather than copying them back silently.
+Backends are records of `sorix.backends.registry`, looked up by name. The signature includes
+the device of every tensor argument that is not on the cpu, and a transform with no explicit
+backend lowers for the device its tensors are on: numpy for cpu tensors, cupy for CUDA tensors
+(whose outputs are CUDA tensors). `backend="cupy"` runs on the current CUDA device whatever the
+arguments (host values are copied there); an explicit `backend="numpy"` refuses CUDA tensors
+rather than copying them back silently.
+
+Arguments are converted once, as `sorix.tensor` converts them (lists are arrays; int8, uint8
+... are widened to int64 exactly; a uint64 beyond int64 is refused). Outputs never share memory
+with inputs or with the program's constants: the code generator copies an output that would.
+Concurrent calls are safe, and the per-function cache is a bounded LRU (`cache_size`).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from sorix import cuda
 from sorix.autodiff import grad_of_tensors
+from sorix.backends.registry import Backend, for_device
+from sorix.backends.registry import backend as backend_record
+from sorix.backends.runtime import program_error
 from sorix.device import CPU, device, device_of_array, is_device_array
-from sorix.errors import SorixError, at_user_line
+from sorix.dtypes import DTYPES
+from sorix.errors import (
+    DeviceError,
+    DTypeError,
+    ShapeError,
+    SorixTypeError,
+    SorixValueError,
+    at_user_line,
+)
 from sorix.ir.graph import Graph
+from sorix.ir.limits import DEFAULT_LIMITS, Limits, check_limits
 from sorix.passes import grad as grad_pass
 from sorix.passes.manager import debug_level, optimize
-from sorix.tensor import Tensor, apply
+from sorix.tensor import Tensor, _to_array, apply
 from sorix.tracing import (
     Abstract,
     flatten,
@@ -42,48 +63,28 @@ from sorix.tracing import (
     unflatten,
 )
 
-BACKENDS = ("numpy", "cupy")
+#: How many signatures a compiled function keeps by default (see `jit`'s `cache_size`).
+DEFAULT_CACHE_SIZE = 256
 
 _NDARRAY = np.ndarray  # one global lookup on the call hot path, not two
 
 
-def _lower(graph: Graph, backend: str) -> Any:
-    if backend == "numpy":
-        from sorix.backends.numpy_backend import lower
-
-        return lower(graph)
-    if backend == "cupy":
-        from sorix.backends.cupy_backend import lower
-
-        cuda.require()  # a clear error (what to install, or no device) before any work
-        return lower(graph)
-    raise SorixError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+def _host_array(leaf: Any, what: str) -> Any:
+    """A CPU argument leaf as the array its program reads: converted as `sorix.tensor`
+    converts (small ints widened, uint64 checked), never copied when nothing changes."""
+    if isinstance(leaf, Tensor):
+        return leaf._concrete(what) if leaf.device is CPU else leaf
+    if is_device_array(leaf):
+        return leaf
+    return _to_array(leaf, copy=False)
 
 
-def _backend_device(backend: str) -> device:
-    """Where a backend's programs compute: the cpu, or the current CUDA device."""
-    if backend == "cupy":
-        cuda.require()
-        return device("cuda").resolved()
-    return CPU
-
-
-def _argument(arg: Any, place: device, what: str) -> Any:
-    """An argument (tensor or array) as an array on `place`, the device a program runs on.
-
-    Host data goes to a CUDA program's device; CUDA data is never copied back to the host
-    silently for a numpy program: that is an error saying how to move it."""
-    if isinstance(arg, Tensor):
-        data, source = arg._concrete(what), arg.device
-    else:
-        data, source = arg, device_of_array(arg)
-    if place is CPU:
-        if source is not CPU:
-            raise SorixError(at_user_line(
-                f"{what} runs on the cpu (backend 'numpy') but got an argument on {source}; "
-                f"move it with .cpu(), or use backend='cupy'"))
-        return np.asarray(data)
-    return place.put(data if source is not CPU else np.asarray(data))
+def _run(program: Any, arrays: Sequence[Any]) -> tuple[Any, ...]:
+    """`program.fn(*arrays)`; what numpy raises inside comes back as sorix's error."""
+    try:
+        return program.fn(*arrays)
+    except Exception as error:
+        raise program_error(program, error) from None
 
 
 # compiled programs -------------------------------------------------------------------------
@@ -97,13 +98,15 @@ class CompiledGraph:
     arrays on the current CUDA device for backend "cupy" (host inputs are copied there).
     """
 
-    def __init__(self, graph: Graph, backend: str = "numpy") -> None:
-        if backend not in BACKENDS:
-            raise SorixError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    def __init__(self, graph: Graph, backend: str = "numpy",
+                 limits: Limits | None = DEFAULT_LIMITS) -> None:
+        self.record = backend_record(backend)
+        if limits is not None:
+            check_limits(graph, limits)
         self.graph = graph
         self.backend = backend
-        self.program = _lower(graph, backend)
-        self.device = _backend_device(backend)
+        self.program = self.record.compile(graph)
+        self.device = self.record.device()
         self.source = self.program.source
         if debug_level() >= 3:
             print(f"[sorix] generated source:\n{self.source}")
@@ -111,30 +114,38 @@ class CompiledGraph:
     def __call__(self, *args: Any) -> Any:
         graph = self.graph
         if len(args) != len(graph.inputs):
-            raise SorixError(at_user_line(
+            raise SorixTypeError(at_user_line(
                 f"compiled graph takes {len(graph.inputs)} inputs "
-                f"({', '.join(graph.input_names)}), got {len(args)}"))
+                f"({', '.join(map(repr, graph.input_names))}), got {len(args)}"))
         arrays = []
         place = self.device
         for name, nid, arg in zip(graph.input_names, graph.inputs, args):
-            array = _argument(arg, place, "compiled graph")
+            array = self.record.place_input(_host_array(arg, "compiled graph")
+                                            if place is CPU else arg, place, "compiled graph")
             node = graph.nodes[nid]
             if array.shape != node.shape or array.dtype.name != node.dtype:
-                raise SorixError(at_user_line(
+                raise (ShapeError if array.shape != node.shape else DTypeError)(at_user_line(
                     f"argument {name!r} should be {node.type_text}, got "
                     f"{Abstract(array.shape, array.dtype.name)}"))
             arrays.append(array)
         if place is CPU:
-            outputs = tuple(np.asarray(v) for v in self.program.fn(*arrays))
+            outputs = tuple(np.asarray(v) for v in _run(self.program, arrays))
         else:
             with cuda.using(place.index):
-                outputs = tuple(place.xp.asarray(v) for v in self.program.fn(*arrays))
+                outputs = tuple(place.xp.asarray(v) for v in _run(self.program, arrays))
         return outputs[0] if len(outputs) == 1 else outputs
 
 
-def compile(graph: Graph, backend: str = "numpy") -> CompiledGraph:  # noqa: A001
-    """Lower `graph` to a callable with `.source` and `.graph`; backend "numpy" or "cupy"."""
-    return CompiledGraph(graph, backend)
+def compile(graph: Graph, backend: str = "numpy",  # noqa: A001
+            limits: Limits | None = DEFAULT_LIMITS) -> CompiledGraph:
+    """Lower `graph` to a callable with `.source` and `.graph`.
+
+    `backend`: a name in the registry (`sorix.backends.registry.BACKENDS`: "numpy", "cupy",
+    "interpreter"). `limits`: the sizes a graph may reach before it is refused with a
+    GraphFormatError (`sorix.ir.DEFAULT_LIMITS` guards against graphs from untrusted files;
+    pass a larger `sorix.ir.Limits(...)`, or None for trusted graphs).
+    """
+    return CompiledGraph(graph, backend, limits)
 
 
 @dataclass
@@ -143,6 +154,10 @@ class _Entry:
     out_spec: Any
     graph: Graph
     device: Any = CPU  # where the program computes
+    #: The fast-path keys that lead here (removed with the entry when it is evicted).
+    fast_keys: list[Any] = field(default_factory=list)
+    #: Called since the cache last looked: an entry in use gets a second chance at eviction.
+    used: bool = False
 
     def __post_init__(self) -> None:
         self.structure = rebuilder(self.out_spec)
@@ -156,12 +171,24 @@ class _Entry:
 
 
 class Transformed:
-    """A function compiled once per input signature from its symbolic rule."""
+    """A function compiled once per input signature from its symbolic rule.
+
+    Its cache holds at most `cache_size` signatures and evicts the least recently used (an
+    entry called through the fast path since the last eviction gets a second chance, which
+    keeps hot signatures without bookkeeping on every call). Concurrent calls are safe: a
+    signature is traced once however many threads ask for it at the same time.
+    """
 
     def __init__(self, symbolic: Callable[..., Any], name: str, backend: str | None = None,
                  static_argnums: Sequence[int] = (), static_argnames: Sequence[str] = (),
                  passes: Sequence[Callable[[Graph], Graph]] | None = None,
-                 named_like: Callable[..., Any] | None = None) -> None:
+                 named_like: Callable[..., Any] | None = None,
+                 cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+        if backend is not None:
+            backend_record(backend)  # an unknown name fails now, not at the first call
+        if not isinstance(cache_size, int) or cache_size < 1:
+            raise SorixValueError(at_user_line(
+                f"cache_size must be a positive int, got {cache_size!r}"))
         self.symbolic = symbolic
         self.named_like = named_like
         self.__name__ = name
@@ -169,9 +196,11 @@ class Transformed:
         self.static_argnums = tuple(static_argnums)
         self.static_argnames = tuple(static_argnames)
         self.passes = passes
+        self.cache_size = cache_size
         self.trace_count = 0
-        self._cache: dict[Any, _Entry] = {}
+        self._cache: OrderedDict[Any, _Entry] = OrderedDict()
         self._fast: dict[Any, _Entry] = {}
+        self._lock = threading.RLock()
         self._last_signature: tuple[Any, ...] | None = None
         self._retraces: list[str] = []
         functools.update_wrapper(self, symbolic, updated=())
@@ -185,14 +214,14 @@ class Transformed:
                 parts.append(("static", _hashable(arg, i)))
             elif isinstance(arg, Tensor):
                 parts.append(_tensor_part(arg))
-            elif type(arg) is np.ndarray:
+            elif type(arg) is np.ndarray and arg.dtype.name in DTYPES:
                 parts.append((arg.shape, arg.dtype.name))
             else:
                 leaves, spec = flatten(arg)
                 parts.append((spec, tuple(_leaf_part(x) for x in leaves)))
         for key in sorted(kwargs):
             if key not in self.static_argnames:
-                raise SorixError(at_user_line(
+                raise SorixTypeError(at_user_line(
                     f"{self.__name__}: keyword argument {key!r} must be declared in "
                     f"static_argnames (keyword arguments are compile-time constants)"))
             parts.append((key, _hashable(kwargs[key], key)))
@@ -217,6 +246,20 @@ class Transformed:
         if debug_level() >= 1:
             print(f"[sorix] {message}")
 
+    def _check_call(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+        """A call the function cannot take is a TypeError naming its parameters, before any
+        tracing (Python's own message would come from deep inside the trace)."""
+        fn = self.named_like or self.symbolic
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            return
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise SorixTypeError(at_user_line(
+                f"{self.__name__}{signature}: {error}")) from None
+
     # calling ---------------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -239,42 +282,84 @@ class Transformed:
             else:
                 entry = self._fast.get(tuple(key))
                 if entry is not None:
-                    return entry.finish(entry.program.fn(*arrays))
+                    entry.used = True
+                    try:
+                        return entry.finish(entry.program.fn(*arrays))
+                    except Exception as error:
+                        raise program_error(entry.program, error) from None
         if _any_traced(args, kwargs):
             return self.symbolic(*args, **kwargs)
         signature = self._signature(args, kwargs)
-        entry = self._cache.get(signature)
-        if entry is None:
-            entry = self._compile(signature, args, kwargs)
+        entry = self._entry(signature, args, kwargs)
         leaves = [leaf for i, a in enumerate(args) if i not in self.static_argnums
                   for leaf in flatten(a)[0]]
         place = entry.device
+        record = backend_record(self.backend) if self.backend else for_device(place)
         if place is not CPU:
-            arrays = [_argument(leaf, place, self.__name__) for leaf in leaves]
+            arrays = [record.place_input(leaf, place, self.__name__) for leaf in leaves]
             with cuda.using(place.index):
-                results = entry.program.fn(*arrays)
+                results = _run(entry.program, arrays)
             return entry.structure([Tensor._wrap(r, place) for r in results])
-        arrays = [np.asarray(leaf.numpy() if isinstance(leaf, Tensor) else leaf)
+        arrays = [record.place_input(_host_array(leaf, self.__name__), place, self.__name__)
                   for leaf in leaves]
         if not kwargs and not self.static_argnums and all(
-                type(a) in (Tensor, np.ndarray) for a in args):
-            self._fast[tuple((a.shape, a.dtype) for a in arrays)] = entry
-        return entry.finish(entry.program.fn(*arrays))
+                type(a) in (Tensor, np.ndarray) and a.dtype.name in DTYPES for a in args):
+            self._remember_fast(tuple((a.shape, a.dtype) for a in arrays), entry)
+        return entry.finish(_run(entry.program, arrays))
+
+    def _entry(self, signature: tuple[Any, ...], args: Sequence[Any],
+               kwargs: dict[str, Any]) -> _Entry:
+        """The cached entry for `signature`, compiled under the lock if it is missing (so one
+        thread traces it and the others wait for its result)."""
+        entry = self._cache.get(signature)
+        if entry is not None:
+            return entry
+        with self._lock:
+            entry = self._cache.get(signature)
+            if entry is None:
+                entry = self._compile(signature, args, kwargs)
+            return entry
+
+    def _remember_fast(self, key: Any, entry: _Entry) -> None:
+        with self._lock:
+            if key not in self._fast and any(e is entry for e in self._cache.values()):
+                self._fast[key] = entry
+                entry.fast_keys.append(key)
 
     def _compile(self, signature: tuple[Any, ...], args: Sequence[Any],
                  kwargs: dict[str, Any]) -> _Entry:
+        self._check_call(args, kwargs)
         self._note_retrace(signature)
         self._last_signature = signature
         self.trace_count += 1
         graph, out_spec = trace_tree(self.symbolic, args, kwargs, self.static_argnums,
                                      self.named_like)
         graph = optimize(graph, self.passes)
-        backend, place = self._placement(args)
-        entry = _Entry(_lower(graph, backend), out_spec, graph, place)
+        record, place = self._placement(args)
+        entry = _Entry(record.compile(graph), out_spec, graph, place)
         self._cache[signature] = entry
+        self._evict()
         return entry
 
-    def _placement(self, args: Sequence[Any]) -> tuple[str, device]:
+    def _evict(self) -> None:
+        """Drop least recently compiled entries beyond `cache_size`, sparing (once) those
+        called since the last eviction."""
+        cache = self._cache
+        while len(cache) > self.cache_size:
+            signature, entry = next(iter(cache.items()))
+            if entry.used and len(cache) > 1:
+                entry.used = False
+                cache.move_to_end(signature)
+                if not any(not e.used for e in cache.values()):
+                    for e in cache.values():
+                        e.used = False
+                continue
+            del cache[signature]
+            for key in entry.fast_keys:
+                if self._fast.get(key) is entry:
+                    del self._fast[key]
+
+    def _placement(self, args: Sequence[Any]) -> tuple[Backend, device]:
         """(backend, device) for these arguments: the device their tensors are on decides,
         unless the transform was given a backend."""
         places = {leaf.device if isinstance(leaf, Tensor) else device_of_array(leaf)
@@ -282,23 +367,24 @@ class Transformed:
                   for leaf in flatten(a)[0]
                   if isinstance(leaf, Tensor) or is_device_array(leaf)}
         if len(places) > 1:
-            raise SorixError(at_user_line(
+            raise DeviceError(at_user_line(
                 f"{self.__name__}: its tensor arguments are on different devices "
                 f"({', '.join(sorted(map(str, places)))}); move them to one device first"))
         place = places.pop() if places else CPU
-        backend = self.backend or ("numpy" if place is CPU else "cupy")
-        if backend == "numpy" and place is not CPU:
-            raise SorixError(at_user_line(
-                f"{self.__name__} was compiled with backend='numpy' but its arguments are on "
-                f"{place}; move them with .cpu(), or leave the backend to the arguments"))
-        if backend == "cupy" and place is CPU:
-            place = _backend_device("cupy")
-        return backend, place
+        if self.backend is None:
+            return for_device(place), place
+        record = backend_record(self.backend)
+        home = record.device()
+        if home.type != place.type and place is not CPU:
+            raise DeviceError(at_user_line(
+                f"{self.__name__} was compiled with backend={self.backend!r} but its arguments "
+                f"are on {place}; move them with .cpu(), or leave the backend to the "
+                f"arguments"))
+        return record, home if place is CPU else place
 
     def lower(self, *args: Any, **kwargs: Any) -> _Entry:
         """The compiled entry (graph, program) for these arguments, compiling if needed."""
-        signature = self._signature(args, kwargs)
-        return self._cache.get(signature) or self._compile(signature, args, kwargs)
+        return self._entry(self._signature(args, kwargs), args, kwargs)
 
     def graph(self, *args: Any, **kwargs: Any) -> Graph:
         """The optimized graph run for arguments like these."""
@@ -333,7 +419,7 @@ def _any_traced(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
 def _leaves(tree: Any) -> list[Any]:
     try:
         return flatten(tree)[0]
-    except SorixError:
+    except SorixTypeError:
         return []
 
 
@@ -341,7 +427,7 @@ def _hashable(value: Any, where: Any) -> Any:
     try:
         hash(value)
     except TypeError:
-        raise SorixError(at_user_line(
+        raise SorixTypeError(at_user_line(
             f"static argument {where!r} must be hashable, got {type(value).__name__}")) from None
     return value
 
@@ -377,11 +463,14 @@ def _describe(part: Any) -> str:
 
 def jit(fn: Callable[..., Any] | None = None, *, backend: str | None = None,
         static_argnums: int | Sequence[int] = (), static_argnames: str | Sequence[str] = (),
-        passes: Sequence[Callable[[Graph], Graph]] | None = None) -> Any:
+        passes: Sequence[Callable[[Graph], Graph]] | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE) -> Any:
     """Compile `fn` once per input signature; usable as `@jit` or `@jit(static_argnums=1)`.
 
-    `backend`: None (by the arguments' device: numpy for cpu tensors, cupy for CUDA tensors),
-    "numpy" or "cupy".
+    `backend`: None (by the arguments' device: numpy for cpu tensors, cupy for CUDA tensors)
+    or a registered backend's name ("numpy", "cupy", "interpreter").
+    `cache_size`: how many signatures (shapes, dtypes, static values) stay compiled, 256 by
+    default (`sorix.api.DEFAULT_CACHE_SIZE`); beyond it the least recently used is dropped.
 
     >>> import sorix
     >>> @sorix.jit
@@ -390,13 +479,14 @@ def jit(fn: Callable[..., Any] | None = None, *, backend: str | None = None,
     >>> f(sorix.tensor([1.0, 2.0]))
     tensor(5., dtype=sorix.float64)
     """
-    if backend is not None and backend not in BACKENDS:
-        raise SorixError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if backend is not None:
+        backend_record(backend)  # an unknown name fails here, naming the known ones
     statics = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
 
     def wrap(f: Callable[..., Any]) -> Transformed:
-        return Transformed(f, getattr(f, "__name__", "fn"), backend, statics, names, passes)
+        return Transformed(f, getattr(f, "__name__", "fn"), backend, statics, names, passes,
+                           cache_size=cache_size)
 
     return wrap if fn is None else wrap(fn)
 
@@ -417,7 +507,7 @@ def _positions(args: Sequence[Any], argnums: Sequence[int]) -> list[list[int]]:
         start += count
     for n in argnums:
         if not 0 <= n < len(args):
-            raise SorixError(at_user_line(f"argnums {n} is out of range for {len(args)} "
+            raise SorixValueError(at_user_line(f"argnums {n} is out of range for {len(args)} "
                                           f"arguments"))
         positions.append(list(spans[n]))
     return positions
@@ -429,7 +519,7 @@ def _differentiate(fn: Callable[..., Any], args: Sequence[Any], argnums: Sequenc
     graph, out_spec = trace_tree(fn, args, {})
     if has_aux:
         if out_spec is None or out_spec[0] not in (tuple, list) or len(out_spec[1]) != 2:
-            raise SorixError(at_user_line("has_aux=True needs fn to return (value, aux)"))
+            raise SorixTypeError(at_user_line("has_aux=True needs fn to return (value, aux)"))
         aux_spec = out_spec[1][1][1]
     positions = _positions(args, argnums)
     flat = [p for group in positions for p in group]
@@ -555,7 +645,7 @@ def vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], Any
     """(fn(*primals), vjp_fn) where vjp_fn(cotangent) is the cotangent pulled back to primals."""
     out = _jitted(fn)(*primals)
     if not isinstance(out, Tensor):
-        raise SorixError(at_user_line("vjp needs fn to return a single tensor"))
+        raise SorixTypeError(at_user_line("vjp needs fn to return a single tensor"))
     compiled = _vjp_program(fn)
     return out, lambda cotangent: compiled(*primals, cotangent)
 
@@ -563,7 +653,7 @@ def vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], Any
 def jvp(fn: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
     """(fn(*primals), J @ tangents): forward-mode derivative by transposing the VJP."""
     if len(primals) != len(tangents):
-        raise SorixError(at_user_line(f"jvp: {len(primals)} primals but {len(tangents)} "
+        raise SorixTypeError(at_user_line(f"jvp: {len(primals)} primals but {len(tangents)} "
                                       f"tangents"))
     return _jvp_program(fn)(*primals, *tangents)
 
@@ -576,7 +666,8 @@ def jacobian(fn: Callable[..., Any], argnums: int = 0, *,
         graph, _ = trace_tree(fn, args, {})
         positions = _positions(args, (argnums,))[0]
         if len(positions) != 1:
-            raise SorixError(at_user_line("jacobian needs argnums to name one tensor argument"))
+            raise SorixValueError(at_user_line(
+                "jacobian needs argnums to name one tensor argument"))
         vjp_graph = grad_pass.grad(graph, positions, cotangent=True)
         leaves = [x if isinstance(x, Tensor) else Tensor(x) for a in args
                   for x in flatten(a)[0]]

@@ -2,8 +2,15 @@
 
 It walks the `_prev` DAG in reverse topological order (iteratively: a 100,000-op chain is fine)
 and calls each op's VJP rule from the op table. The same code runs eagerly on concrete tensors
-(`Tensor.backward`, `sorix.grad(outputs, inputs)`) and symbolically on traced tensors, where
-each cotangent becomes IR: that is the grad pass (`sorix.passes.grad`).
+(`Tensor.backward`, `sorix.grad(outputs, inputs)`) and symbolically on the IR's value handles
+(`sorix.ir.value.Value`), where each cotangent becomes IR: that is the grad pass
+(`sorix.passes.grad`). Both kinds of value share one operator surface (`sorix.operators`), so
+the rules run unchanged on either, and nothing here reads or sets a global mode.
+
+Released graphs: a backward without `retain_graph` releases the part of the graph it walked,
+as the original Sorix does. A released tensor keeps its history for drawing and inspection, but
+a later backward treats it as a leaf: its cotangent is added to its `.grad` and goes no
+further, so nothing is counted twice and a loop like `x = x - lr * x.grad` keeps working.
 
 `fit_cotangent` is the one place where a cotangent is summed back to its input's shape
 (un-broadcasting) and cast to its input's dtype.
@@ -22,11 +29,14 @@ import numpy as np
 
 from sorix.errors import GradError, ShapeError, at_user_line
 from sorix.ir.ops import call
-from sorix.tensor import Tensor, _as_operands, _GradMode, _InPlace
+from sorix.tensor import Tensor, _as_operands, _grad_state, _InPlace
+
+_DEFERRED = type(lambda: None)  # a rule's deferred cotangent is a plain function
 
 
 def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Tensors that require grad and reach `roots`, each after all of its parents."""
+    """Tensors that require grad and reach `roots`, each after all of its parents; a released
+    tensor's parents are not visited (it acts as a leaf)."""
     order: list[Tensor] = []
     visited: set[int] = set()
     # A tensor is pushed once to be expanded and, as a 1-tuple, once more to be emitted after
@@ -42,6 +52,8 @@ def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
             continue
         visited.add(id(t))
         push((t,))
+        if t._released:
+            continue
         for p in t._prev:
             if p.requires_grad and id(p) not in visited:
                 push(p)
@@ -77,18 +89,12 @@ def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grad
 
     keep_grads: accumulate each visited tensor's cotangent into its `.grad`, leaves and
     intermediates alike (the original Sorix's behaviour, which the seed drawings show).
-    free_graph: mark the visited graph as used, so a second backward over it raises.
+    free_graph: release the walked graph (see the module docstring).
     observe: called for each rule applied, with the tensor, its full adjoint and the
     cotangent it passes to each parent (None where none): how derivations are recorded.
     Returns the cotangents of the `wanted` tensors, keyed by id.
     """
     order = topological_order(roots)
-    for t in order:
-        if t._freed:
-            raise GradError(at_user_line(
-                f"backward through the graph a second time (at op {t._op!r}, shape {t.shape}); "
-                f"its saved values were released. Pass retain_graph=True to the first "
-                f"backward() to run it again"))
     grads: dict[int, Tensor] = {}
     for root, seed in zip(roots, seeds):
         grads[id(root)] = grads[id(root)] + seed if id(root) in grads else seed
@@ -103,7 +109,7 @@ def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grad
             found[id(t)] = g
         if keep_grads:
             t.grad = g if t.grad is None else t.grad + g
-        if t._ir is None:
+        if t._ir is None or t._released:
             continue
         op, attrs = t._ir
         parents = t._prev
@@ -115,7 +121,7 @@ def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grad
             if ct is None or not parent.requires_grad:
                 passed.append(None)
                 continue
-            if ct.__class__ is not Tensor:  # a deferred cotangent (see the module docstring)
+            if ct.__class__ is _DEFERRED:  # a deferred cotangent (see the module docstring)
                 ct = ct()
             # fit_cotangent's own first test, inline: most cotangents already fit
             data, like = ct.data, parent.data
@@ -128,7 +134,7 @@ def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grad
         if observe is not None:
             observe(t, g, passed)
         if free_graph:
-            t._freed = True
+            t._released = True
     return found
 
 
@@ -179,11 +185,12 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
     _check_roots(roots, "backward()")
     retain = create_graph if retain_graph is None else retain_graph
     seeds = [_seed(r, g) for r, g in zip(roots, gradients)]
-    previous, _GradMode.enabled = _GradMode.enabled, create_graph  # the rules' ops record?
+    state = _grad_state
+    previous, state.enabled = state.enabled, create_graph  # do the rules' ops record?
     try:
         backpropagate(roots, seeds, keep_grads=True, free_graph=not retain)
     finally:
-        _GradMode.enabled = previous
+        state.enabled = previous
 
 
 def grad_of_tensors(outputs: Any, inputs: Any, grad_outputs: Any = None,
@@ -200,11 +207,12 @@ def grad_of_tensors(outputs: Any, inputs: Any, grad_outputs: Any = None,
             raise GradError(at_user_line(f"sorix.grad(): input {i} does not require grad"))
     retain = create_graph if retain_graph is None else retain_graph
     seeds = [_seed(o, g) for o, g in zip(outs, grad_outputs)]
-    previous, _GradMode.enabled = _GradMode.enabled, create_graph
+    state = _grad_state
+    previous, state.enabled = state.enabled, create_graph
     try:
         found = backpropagate(outs, seeds, keep_grads=False, free_graph=not retain, wanted=ins)
     finally:
-        _GradMode.enabled = previous
+        state.enabled = previous
     result = []
     for i, t in enumerate(ins):
         g = found.get(id(t))

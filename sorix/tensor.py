@@ -23,19 +23,14 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from sorix import cuda as _cuda
-from sorix.attributes import (
-    _axes,
-    _axis,
-    _canonical_index,
-    _canonical_index_value,
-    _resolve_shape,
-)
+from sorix.attributes import _canonical_index_value
 from sorix.device import CPU, as_device, device_of_array, is_device_array, to_host
 from sorix.dtypes import (
     DTYPES,
@@ -43,32 +38,51 @@ from sorix.dtypes import (
     _dtype_of_array,
     as_dtype,
 )
-from sorix.errors import DTypeError, GradError, ShapeError, SorixError, at_user_line
-from sorix.ir import ops as _ops
+from sorix.errors import (
+    DeviceError,
+    DTypeError,
+    GradError,
+    ShapeError,
+    SorixTypeError,
+    SorixValueError,
+    TraceError,
+    at_user_line,
+)
 from sorix.ir.graph import GraphBuilder, freeze_attrs
 from sorix.ir.ops import OPS, Op
+from sorix.operators import Operators, infer, op_error, weak_scalar
 
 # grad mode ---------------------------------------------------------------------------------
 
 
-class _GradMode:
+class _GradState(threading.local):
+    """Grad mode, per thread (as PyTorch's is): one thread's `no_grad` never changes what
+    another thread's ops record. `saved` is this thread's stack of modes that `no_grad` and
+    `enable_grad` restore on exit (a stack: a decorated function may re-enter)."""
+
     enabled = True
+
+    def __init__(self) -> None:
+        self.saved: list[bool] = []
+
+
+_grad_state = _GradState()
 
 
 class no_grad(contextlib.ContextDecorator):
-    """Context manager and decorator: ops inside record no graph."""
+    """Context manager and decorator: ops inside record no graph (in this thread)."""
 
     _enabled = False
 
     def __enter__(self) -> no_grad:
-        # A stack, not one saved value: a decorated function may re-enter (recursion), and
-        # ContextDecorator reuses this one instance for every call.
-        self.__dict__.setdefault("_previous", []).append(_GradMode.enabled)
-        _GradMode.enabled = self._enabled
+        state = _grad_state
+        state.saved.append(state.enabled)
+        state.enabled = self._enabled
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _GradMode.enabled = self._previous.pop()
+        state = _grad_state
+        state.enabled = state.saved.pop()
 
 
 class enable_grad(no_grad):
@@ -78,12 +92,14 @@ class enable_grad(no_grad):
 
 
 def is_grad_enabled() -> bool:
-    return _GradMode.enabled
+    """Whether ops in this thread record a graph for backward."""
+    return _grad_state.enabled
 
 
 class _InPlace:
     """How many in-place changes tensors have had. Until the first one every version is 0, so
-    recording an op saves no versions and backward compares none (see `Tensor._mutate`)."""
+    recording an op saves no versions and backward compares none (see `Tensor._mutate`).
+    It only ever grows, so reading it from several threads is safe."""
 
     count = 0
 
@@ -91,7 +107,7 @@ class _InPlace:
 # the tensor --------------------------------------------------------------------------------
 
 
-class Tensor:
+class Tensor(Operators):
     """A multi-dimensional array that records the operations applied to it."""
 
     __array_priority__ = 1000  # numpy defers `ndarray * tensor` to Tensor.__rmul__
@@ -103,9 +119,12 @@ class Tensor:
     device = CPU
     _prev: tuple[Tensor, ...] = ()
     _ir: tuple[Op, dict[str, Any]] | None = None
-    _version = 0  # in-place changes of this tensor
+    #: In-place changes of this tensor's memory, shared by every tensor that views the same
+    #: memory (detach(), reshape, slicing...): a one-element list, None until first needed.
+    _versions: list[int] | None = None
     _saved: tuple[int, ...] = ()  # the operands' versions when recorded; () all 0
-    _freed = False
+    #: Set by a backward without retain_graph: the tensor now acts as a leaf holding its grad.
+    _released = False
     _node: int | None = None
     _builder: GraphBuilder | None = None
 
@@ -164,6 +183,12 @@ class Tensor:
         return not self._prev
 
     @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's memory has had (through any view of it)."""
+        versions = self._versions
+        return 0 if versions is None else versions[0]
+
+    @property
     def _op(self) -> str:
         """The op that made this tensor, as the original Sorix spelled it ('' for a leaf)."""
         return self._ir[0].display(self._ir[1]) if self._ir else ""
@@ -177,14 +202,14 @@ class Tensor:
 
     def _concrete(self, what: str) -> np.ndarray:
         if self.data is None:
-            raise SorixError(f"{what}: this tensor is being traced (shape {self.shape}, dtype "
+            raise TraceError(f"{what}: this tensor is being traced (shape {self.shape}, dtype "
                              f"{self.dtype}) and has no value yet; compute on it with sorix ops")
         return self.data
 
     def numpy(self) -> np.ndarray:
         data = self._concrete("numpy()")
         if self.device is not CPU:
-            raise SorixError(at_user_line(
+            raise DeviceError(at_user_line(
                 f"numpy() of a tensor on {self.device}: copy it to the host first, with "
                 f".cpu().numpy()"))
         return data
@@ -201,7 +226,7 @@ class Tensor:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self._concrete("np.array()")
         if self.device is not CPU:
-            raise SorixError(at_user_line(
+            raise DeviceError(at_user_line(
                 f"np.array() of a tensor on {self.device}: copy it to the host first, with "
                 f".cpu()"))
         return data.astype(dtype) if dtype is not None else data
@@ -214,7 +239,7 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data is None:
-            raise SorixError(at_user_line(
+            raise TraceError(at_user_line(
                 "a traced tensor has no value, so Python control flow (if, while, bool()) "
                 "cannot depend on it; use sorix.where, or mark the argument static"))
         return bool(self.item())
@@ -228,7 +253,9 @@ class Tensor:
         """The same values with no history and no grad requirement."""
         if self.data is None:
             return Tensor._traced(self._builder, self._node, self._shape, self._dtype)
-        return Tensor._wrap(self.data, self.device)
+        out = Tensor._wrap(self.data, self.device)
+        _share_memory(out, self)  # an in-place change through the copy is seen by backward
+        return out
 
     # devices ---------------------------------------------------------------------------------
 
@@ -263,7 +290,7 @@ class Tensor:
             return self.to("cuda" if device is None else f"cuda:{device}")
         place = as_device(device)
         if place.type != "cuda":
-            raise SorixError(at_user_line(f"cuda(): {device!r} is not a CUDA device"))
+            raise DeviceError(at_user_line(f"cuda(): {device!r} is not a CUDA device"))
         return self.to(place)
 
     @property
@@ -328,13 +355,16 @@ class Tensor:
 
     def _mutate(self, what: str) -> np.ndarray:
         data = self._concrete(what)
-        if self.requires_grad and _GradMode.enabled:
+        if self.requires_grad and _grad_state.enabled:
             kind = "a leaf tensor" if self.is_leaf else "a tensor recorded in a graph"
             raise GradError(at_user_line(
                 f"{what} on {kind} that requires grad would make its gradient wrong; compute "
                 f"a new tensor instead, or wrap the update in `with sorix.no_grad():`"))
         _InPlace.count += 1
-        self._version += 1
+        versions = self._versions
+        if versions is None:
+            versions = self._versions = [0]
+        versions[0] += 1
         return data
 
     def __setitem__(self, index: Any, value: Any) -> None:
@@ -345,7 +375,7 @@ class Tensor:
         """`value` as data on this tensor's device (another device's tensor is an error)."""
         if isinstance(value, Tensor):
             if value.device is not self.device:
-                raise SorixError(at_user_line(
+                raise DeviceError(at_user_line(
                     f"{what}: the tensor is on {self.device}, the value on {value.device}"))
             return value.data
         if self.device is CPU:
@@ -378,219 +408,9 @@ class Tensor:
         self._mutate("fill_()")[...] = value
         return self
 
-    # operators -------------------------------------------------------------------------------
-
-    def __add__(self, other: Any) -> Tensor:
-        return apply("add", self, other)
-
-    def __radd__(self, other: Any) -> Tensor:
-        return apply("add", other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return apply("sub", self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return apply("sub", other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return apply("mul", self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return apply("mul", other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return apply("div", self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return apply("div", other, self)
-
-    def __pow__(self, exponent: Any) -> Tensor:
-        if exponent.__class__ is int or exponent.__class__ is float:  # numbers.Real is slow
-            return apply("pow_scalar", self, exponent=exponent)
-        if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
-            return apply("pow_scalar", self, exponent=_plain_number(exponent))
-        return apply("pow", self, exponent)
-
-    def __rpow__(self, base: Any) -> Tensor:
-        return apply("pow", base, self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return apply("matmul", self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return apply("matmul", other, self)
-
-    def __neg__(self) -> Tensor:
-        return apply("neg", self)
-
-    def __pos__(self) -> Tensor:
-        return self
-
-    def __abs__(self) -> Tensor:
-        return apply("abs", self)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return apply("less", self, other)
-
-    def __le__(self, other: Any) -> Tensor:
-        return apply("less_equal", self, other)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return apply("greater", self, other)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return apply("greater_equal", self, other)
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return apply("equal", self, other)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return apply("not_equal", self, other)
-
-    def __getitem__(self, index: Any) -> Tensor:
-        return apply("getitem", self, index=_canonical_index(index, self.shape))
-
     def __iter__(self):  # noqa: ANN204
         for i in range(len(self)):
             yield self[i]
-
-    # math methods ----------------------------------------------------------------------------
-
-    def exp(self) -> Tensor:
-        return apply("exp", self)
-
-    def log(self) -> Tensor:
-        return apply("log", self)
-
-    def sqrt(self) -> Tensor:
-        return apply("sqrt", self)
-
-    def sin(self) -> Tensor:
-        return apply("sin", self)
-
-    def cos(self) -> Tensor:
-        return apply("cos", self)
-
-    def tan(self) -> Tensor:
-        return apply("tan", self)
-
-    def tanh(self) -> Tensor:
-        return apply("tanh", self)
-
-    def sigmoid(self) -> Tensor:
-        return apply("sigmoid", self)
-
-    def relu(self) -> Tensor:
-        return apply("relu", self)
-
-    def abs(self) -> Tensor:
-        return apply("abs", self)
-
-    def sign(self) -> Tensor:
-        return apply("sign", self)
-
-    def pow(self, exponent: Any) -> Tensor:
-        return self.__pow__(exponent)
-
-    def matmul(self, other: Any) -> Tensor:
-        return apply("matmul", self, other)
-
-    def maximum(self, other: Any) -> Tensor:
-        return apply("maximum", self, other)
-
-    def minimum(self, other: Any) -> Tensor:
-        return apply("minimum", self, other)
-
-    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-        if min is None and max is None:
-            raise SorixError("clip() needs min, max or both")
-        return apply("clip", self, lo=_plain_number(min), hi=_plain_number(max))
-
-    clamp = clip
-
-    def where(self, condition: Any, other: Any) -> Tensor:
-        """self where `condition` holds, else `other` (PyTorch's Tensor.where)."""
-        return apply("where", condition, self, other)
-
-    def astype(self, dtype: Any) -> Tensor:
-        dtype = as_dtype(dtype)
-        return self if dtype == self.dtype else apply("astype", self, dtype=dtype.name)
-
-    def _reduce(self, name: str, axis: Any, keepdims: bool) -> Tensor:
-        axes = None if axis is None else _axes(axis, self.ndim, name)
-        return apply(name, self, axis=axes, keepdims=bool(keepdims))
-
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return self._reduce("sum", axis, keepdims)
-
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return self._reduce("mean", axis, keepdims)
-
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return self._reduce("max", axis, keepdims)
-
-    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return self._reduce("min", axis, keepdims)
-
-    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return self._reduce("logsumexp", axis, keepdims)
-
-    def softmax(self, axis: int = -1) -> Tensor:
-        return apply("softmax", self, axis=_axis(axis, self.ndim, "softmax"))
-
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        return apply("log_softmax", self, axis=_axis(axis, self.ndim, "log_softmax"))
-
-    def reshape(self, *shape: Any) -> Tensor:
-        if len(shape) == 1 and (shape[0].__class__ is tuple or not isinstance(
-                shape[0], numbers.Integral)):
-            shape = shape[0]
-        current = self.shape
-        target = _resolve_shape(shape, current)
-        return self if target == current else apply("reshape", self, shape=target)
-
-    view = reshape
-
-    def flatten(self) -> Tensor:
-        return self.reshape(-1)
-
-    def transpose(self, *axes: Any) -> Tensor:
-        if len(axes) == 1 and not isinstance(axes[0], numbers.Integral):
-            axes = tuple(axes[0])
-        if not axes:
-            axes = tuple(reversed(range(self.ndim)))
-        elif len(axes) == 2 and self.ndim != 2:  # PyTorch's transpose(dim0, dim1)
-            perm = list(range(self.ndim))
-            a, b = (_axis(x, self.ndim, "transpose") for x in axes)
-            perm[a], perm[b] = perm[b], perm[a]
-            axes = tuple(perm)
-        axes = tuple(_axis(a, self.ndim, "transpose") for a in axes)
-        return apply("transpose", self, axes=axes)
-
-    def permute(self, *axes: Any) -> Tensor:
-        if len(axes) == 1 and not isinstance(axes[0], numbers.Integral):
-            axes = tuple(axes[0])
-        return apply("transpose", self, axes=tuple(_axis(a, self.ndim, "permute") for a in axes))
-
-    @property
-    def T(self) -> Tensor:  # noqa: N802
-        return apply("transpose", self, axes=tuple(reversed(range(self.ndim))))
-
-    def broadcast_to(self, *shape: Any) -> Tensor:
-        if len(shape) == 1 and (shape[0].__class__ is tuple or not isinstance(
-                shape[0], numbers.Integral)):
-            shape = shape[0]
-        target = tuple([int(d) for d in shape])
-        return self if target == self.shape else apply("broadcast_to", self, shape=target)
-
-    def unsqueeze(self, axis: int) -> Tensor:
-        axis = _axis(axis, self.ndim + 1, "unsqueeze")
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
-
-    def squeeze(self, axis: Any = None) -> Tensor:
-        axes = _axes(axis, self.ndim, "squeeze") or tuple(
-            i for i, d in enumerate(self.shape) if d == 1)
-        return self.reshape(tuple(d for i, d in enumerate(self.shape) if i not in axes))
 
 
 # dispatch ----------------------------------------------------------------------------------
@@ -629,12 +449,14 @@ def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
             else:
                 value = op.impl(np, *[t.data for t in operands], **attrs)
         except Exception as error:  # numpy's message is rewritten to name the op and shapes
-            raise _op_error(op, operands, attrs, error) from None
+            raise op_error(op, operands, attrs, error) from None
         if value.__class__ is not np.ndarray:
             value = np.asarray(value)
         out = _new_tensor(Tensor)
         out.data = value
-    if _GradMode.enabled and op.vjp is not None:
+    if builder is None and getattr(op, "view", False):  # the result may share memory
+        _share_memory(out, operands[0])
+    if _grad_state.enabled and op.vjp is not None:
         for t in operands:
             if t.requires_grad:
                 out.requires_grad = True
@@ -646,9 +468,18 @@ def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
     return out
 
 
-_ops.install_front_end(apply)
+Tensor._apply = staticmethod(apply)
 
 _new_tensor = object.__new__
+
+
+def _share_memory(out: Tensor, source: Tensor) -> None:
+    """`out` views `source`'s memory: they share one version counter, so an in-place change
+    through either is seen by a backward that saved the other."""
+    versions = source._versions
+    if versions is None:
+        versions = source._versions = [0]
+    out._versions = versions
 
 #: Whether any tensor has been put on a CUDA device in this process. Until then `apply` takes
 #: its CPU path with no device checks at all.
@@ -669,7 +500,7 @@ def _apply_on_device(op: Op, operands: tuple[Tensor, ...], attrs: dict[str, Any]
     place = operands[0].device
     for t in operands:
         if t.device is not place:
-            raise SorixError(at_user_line(
+            raise DeviceError(at_user_line(
                 f"{op.name}: its operands are on different devices, {place} and {t.device}; "
                 f"move them to one device first (.to(device), .cuda() or .cpu())"))
     xp = place.xp
@@ -680,7 +511,7 @@ def _apply_on_device(op: Op, operands: tuple[Tensor, ...], attrs: dict[str, Any]
             with _cuda.using(place.index):
                 value = op.impl(xp, *[t.data for t in operands], **attrs)
     except Exception as error:
-        raise _op_error(op, operands, attrs, error) from None
+        raise op_error(op, operands, attrs, error) from None
     return value if value.__class__ is np.ndarray else xp.asarray(value)
 
 
@@ -692,7 +523,7 @@ def _builder_of(op: Op, operands: tuple[Tensor, ...]) -> GraphBuilder | None:
             if builder is None:
                 builder = t._builder
             elif t._builder is not builder:
-                raise SorixError(at_user_line(
+                raise TraceError(at_user_line(
                     f"{op.name}: tensors from two different traces meet here; a traced value "
                     f"escaped its function"))
     return builder
@@ -700,37 +531,27 @@ def _builder_of(op: Op, operands: tuple[Tensor, ...]) -> GraphBuilder | None:
 
 def _trace(builder: GraphBuilder, op: Op, operands: tuple[Tensor, ...],
            attrs: dict[str, Any]) -> Tensor:
-    try:
-        shape = op.shape(*[t.shape for t in operands], **attrs)
-        dtype = op.dtype(*[t.dtype.name for t in operands], **attrs)
-    except Exception as error:
-        raise _op_error(op, operands, attrs, error) from None
+    shape, dtype = infer(op, operands, attrs)
     args = [t._node if t._builder is builder else _constant_node(builder, t) for t in operands]
     nid = builder.add(op.name, args, freeze_attrs(attrs), shape, dtype)
     return Tensor._traced(builder, nid, shape, dtype)
 
 
 def _constant_node(builder: GraphBuilder, t: Tensor) -> int:
+    """The constant node standing for concrete tensor `t` in a trace (once per tensor)."""
     found = builder.memo.get(id(t))
-    if found is None:  # graph constants live on the host: graphs are plain data
-        found = builder.memo[id(t)] = (t, builder.const(to_host(t.data)))
+    if found is None:
+        found = builder.memo[id(t)] = (t, builder.const(snapshot(t.data)))
     return found[1]
 
 
-def _op_error(op: Op, operands: tuple[Tensor, ...], attrs: dict[str, Any],
-              error: Exception) -> SorixError:
-    """A SorixError naming the op, the operand shapes and the user's line."""
-    if isinstance(error, SorixError):
-        message = str(error)
-    else:
-        try:
-            op.shape(*[t.shape for t in operands], **attrs)
-            message = f"{type(error).__name__}: {error}"
-        except SorixError as shape_error:
-            message = str(shape_error)
-    kinds = ", ".join(f"{t.dtype.name}{list(t.shape)}" for t in operands)
-    cls = ShapeError if isinstance(error, (ShapeError, ValueError, IndexError)) else SorixError
-    return cls(at_user_line(f"{op.name}({kinds}): {message}"))
+def snapshot(data: Any) -> np.ndarray:
+    """A concrete value captured by a trace, as a read-only host copy: a jitted function sees
+    the value a captured tensor had when it was traced, whether its constant is used as it is
+    or folded, and nothing can change a graph's constants in place afterwards."""
+    value = np.array(to_host(data), copy=True)
+    value.flags.writeable = False
+    return value
 
 
 def _as_operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
@@ -752,7 +573,7 @@ def _as_operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
         elif like is not None and (a.__class__ in _PLAIN_NUMBERS or isinstance(a, numbers.Number)):
             constant = _new_tensor(Tensor)
             data = like.data
-            constant.data = _weak_scalar(a, like.dtype.numpy if data is None else data.dtype)
+            constant.data = weak_scalar(a, like.dtype.numpy if data is None else data.dtype)
             if like.device is not CPU:
                 constant.device = like.device
                 constant.data = _put(like.device, constant.data)
@@ -763,31 +584,6 @@ def _as_operands(args: Sequence[Any]) -> tuple[Tensor, ...]:
 
 
 _PLAIN_NUMBERS = (float, int)
-
-
-def _weak_scalar(value: Any, like: np.dtype) -> np.ndarray:
-    kind = like.kind
-    cls = value.__class__
-    if cls is float:  # the common cases first: numbers.Real is an ABC, slow to check
-        return np.asarray(value, dtype=like) if kind == "f" else np.asarray(value)
-    if cls is int:
-        return np.asarray(value, dtype=like) if kind in "iuf" else np.asarray(value)
-    if isinstance(value, (bool, np.bool_)):
-        return np.asarray(value)
-    if isinstance(value, numbers.Integral) and kind in "iuf":
-        return np.asarray(value, dtype=like)
-    if isinstance(value, numbers.Real) and kind == "f":
-        return np.asarray(value, dtype=like)
-    return np.asarray(value)
-
-
-def _plain_number(value: Any) -> Any:
-    """Attributes are plain Python numbers so graphs serialize and print cleanly."""
-    if value is None:
-        return None
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    return float(value)
 
 
 _HOST_DATA = frozenset({list, tuple, float, int, bool, np.ndarray})
@@ -813,40 +609,56 @@ def _placed_array(data: Any, dtype: Any, device: Any) -> tuple[Any, Any]:
     return (array if place is CPU else _put(place, array)), place
 
 
-def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """Validate and convert what `sorix.tensor` accepts: numbers, (nested) sequences, arrays."""
+def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
+    """Validate and convert what `sorix.tensor` accepts: numbers, (nested) sequences, arrays.
+
+    This is the one conversion of user data, for eager tensors and jit arguments alike. Element
+    types sorix has no dtype for are widened exactly (int8, int16, uint8 ... uint32 to int64;
+    other floats to float64); a uint64 value beyond int64 is refused rather than wrapped.
+    `copy=False` reuses an array that needs no conversion (jit arguments are only read).
+    """
     if isinstance(data, Tensor):
         data = data._concrete("tensor()")
     np_dtype = as_dtype(dtype).numpy if dtype is not None else None
     if isinstance(data, (str, bytes)):
-        raise SorixError(at_user_line(f"tensor() takes numbers or arrays of numbers, got the "
+        raise DTypeError(at_user_line(f"tensor() takes numbers or arrays of numbers, got the "
                                       f"string {data!r}"))
     try:
-        array = np.array(data, dtype=np_dtype)
+        array = np.array(data, dtype=np_dtype) if copy else np.asarray(data, dtype=np_dtype)
     except ValueError as error:
         if "inhomogeneous" in str(error) or "sequence" in str(error):
             raise ShapeError(at_user_line("tensor() got a ragged nested sequence: every row "
                                           "must have the same length")) from None
-        raise SorixError(at_user_line(f"tensor() cannot convert {type(data).__name__}: "
-                                      f"{error}")) from None
-    except TypeError as error:
-        raise SorixError(at_user_line(f"tensor() cannot convert {type(data).__name__}: "
-                                      f"{error}")) from None
+        raise SorixValueError(at_user_line(f"tensor() cannot convert {type(data).__name__}: "
+                                           f"{error}")) from None
+    except (TypeError, OverflowError) as error:
+        raise SorixTypeError(at_user_line(f"tensor() cannot convert {type(data).__name__}: "
+                                          f"{error}")) from None
     if array.dtype.kind not in "biuf":
         raise DTypeError(at_user_line(f"tensor() takes numbers, got elements of type "
-                                      f"{_element_type(data)}"))
+                                      f"{_element_type(data)} ({array.dtype.name}); sorix's "
+                                      f"dtypes are {', '.join(DTYPES)}"))
     if array.dtype.name not in DTYPES:
-        array = array.astype(_nearest_dtype(array.dtype))
+        array = _widened(array)
     return array
+
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _widened(array: np.ndarray) -> np.ndarray:
+    """`array` in the nearest sorix dtype that holds every value exactly."""
+    kind = array.dtype.kind
+    if kind == "f":
+        return array.astype(np.float64)
+    if kind == "u" and array.dtype.itemsize == 8 and array.size and array.max() > _INT64_MAX:
+        raise DTypeError(at_user_line(
+            f"tensor(): the uint64 value {int(array.max())} does not fit in int64, the widest "
+            f"integer dtype sorix has; convert it to float64 first if an approximation will do"))
+    return array.astype(np.int64)
 
 
 def _element_type(data: Any) -> str:
     while isinstance(data, (list, tuple)) and data:
         data = data[0]
     return type(data).__name__
-
-
-def _nearest_dtype(dtype: np.dtype) -> str:
-    if dtype.kind == "f":
-        return "float64"
-    return "int64" if dtype.kind in "iu" else "bool"

@@ -1,9 +1,11 @@
 """Tracing: run a Python function on abstract tensors and keep the IR it builds.
 
 Arguments may be tensors, arrays, numbers, or nested tuples / lists / dicts of them ("pytrees");
-each array-like leaf becomes a graph input. Arguments named static become constants of the trace.
+each array-like leaf becomes a graph input. A list of numbers (or of such lists) is one array,
+as numpy reads it. Arguments named static become constants of the trace. A concrete tensor that
+the function captures becomes a constant holding its value at trace time.
 `replay` runs an existing graph on tensors (traced or concrete): it is how a jitted function is
-inlined into an enclosing trace, and how the grad pass re-enters the front end.
+inlined into an enclosing trace, and how a transform's graph (a gradient) runs on its arguments.
 """
 
 from __future__ import annotations
@@ -17,15 +19,23 @@ from typing import Any
 import numpy as np
 
 from sorix.device import is_device_array
-from sorix.errors import SorixError, at_user_line
+from sorix.errors import GraphFormatError, SorixTypeError, TraceError, at_user_line
 from sorix.ir.graph import Graph, GraphBuilder
-from sorix.tensor import Tensor, _to_array, apply
+from sorix.tensor import Tensor, _to_array, apply, snapshot
 
 # pytrees -----------------------------------------------------------------------------------
 
 
 def _is_leaf(x: Any) -> bool:
-    return isinstance(x, (Tensor, np.ndarray, numbers.Number)) or is_device_array(x)
+    return (isinstance(x, (Tensor, np.ndarray, numbers.Number)) or is_device_array(x)
+            or _is_number_list(x))
+
+
+def _is_number_list(x: Any) -> bool:
+    """A non-empty list of numbers, or of such lists: array data, as numpy reads it."""
+    if x.__class__ is not list or not x:
+        return False
+    return all(isinstance(v, numbers.Number) or _is_number_list(v) for v in x)
 
 
 def flatten(tree: Any) -> tuple[list[Any], Any]:
@@ -43,7 +53,7 @@ def flatten(tree: Any) -> tuple[list[Any], Any]:
         keys = sorted(tree)
         leaves, spec = flatten([tree[k] for k in keys])
         return leaves, (dict, (tuple(keys), spec))
-    raise SorixError(at_user_line(
+    raise SorixTypeError(at_user_line(
         f"cannot trace an argument of type {type(tree).__name__}: use tensors, arrays, numbers "
         f"or tuples / lists / dicts of them, or mark it static"))
 
@@ -132,7 +142,7 @@ class Abstract:
             return cls(tuple(x.shape), x.dtype.name)
         if is_device_array(x):  # a cupy array: its facts, without a copy to the host
             return cls(tuple(x.shape), np.dtype(x.dtype).name)
-        array = _to_array(x)
+        array = _to_array(x, copy=False)
         return cls(array.shape, array.dtype.name)
 
     def __str__(self) -> str:
@@ -196,11 +206,9 @@ def _output_node(builder: GraphBuilder, value: Any, index: int) -> int:
     if isinstance(value, Tensor) and value._builder is builder:
         return value._node
     if isinstance(value, Tensor) and value._builder is not None:
-        raise SorixError(f"output {index} belongs to another trace")
+        raise TraceError(f"output {index} belongs to another trace")
     if isinstance(value, Tensor):
-        from sorix.device import to_host
-
-        return builder.const(to_host(value.data))  # graph constants live on the host
+        return builder.const(snapshot(value.data))  # graph constants live on the host
     return builder.const(_to_array(value))
 
 
@@ -211,7 +219,7 @@ def replay(graph: Graph, args: Sequence[Tensor]) -> dict[int, Tensor]:
     the results record `_prev`, so the one backward algorithm can differentiate them.
     """
     if len(args) != len(graph.inputs):
-        raise SorixError(f"the graph takes {len(graph.inputs)} inputs, got {len(args)}")
+        raise SorixTypeError(f"the graph takes {len(graph.inputs)} inputs, got {len(args)}")
     values: dict[int, Tensor] = dict(zip(graph.inputs, args))
     builder = next((a._builder for a in args if a._builder is not None), None)
     for nid in graph.order():
@@ -221,7 +229,7 @@ def replay(graph: Graph, args: Sequence[Tensor]) -> dict[int, Tensor]:
         if node.is_constant:
             values[nid] = _constant(builder, node.value)
         elif node.is_input:
-            raise SorixError(f"input %{nid} is not among the graph's inputs")
+            raise GraphFormatError(f"input %{nid} is not among the graph's inputs")
         else:
             values[nid] = apply(node.op, *[values[a] for a in node.args], **node.params)
     return values

@@ -60,13 +60,42 @@ def test_a_long_addition_chain_needs_no_recursion():
     np.testing.assert_array_equal(x.grad.numpy(), [100_001.0])
 
 
-def test_backward_twice_over_a_freed_graph_raises():
+def test_a_second_backward_stops_at_the_released_graph():
+    # As in the original Sorix: a backward without retain_graph releases what it walked, and a
+    # later backward treats a released tensor as a leaf holding its grad.
     x = tensor([2.0], requires_grad=True)
-    f = x * x
+    y = x * 3.0
+    f = y * y
     f.backward()
-    with pytest.raises(sorix.GradError, match="retain_graph=True"):
+    np.testing.assert_array_equal(x.grad.numpy(), [36.0])
+    f.backward()  # no error; f is a leaf now, and nothing is counted twice
+    np.testing.assert_array_equal(f.grad.numpy(), [2.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [36.0])
+    (y * 4.0).backward()  # y was released: its grad grows, x's does not
+    np.testing.assert_array_equal(y.grad.numpy(), [12.0 + 4.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [36.0])
+    assert f._op == "*" and f._prev[0] is y  # the history stays for drawings
+
+
+def test_the_original_sorix_documentation_loop_runs_and_converges():
+    # The original's third basics page: gradient descent without no_grad.
+    lr = 0.1
+    x = tensor([3.0], requires_grad=True)
+    y = tensor([4.0], requires_grad=True)
+    f = x**2 + y**2
+    f.backward()
+    x.grad = 0
+    y.grad = 0
+    for _ in range(50):
+        f = x**2 + y**2
         f.backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [4.0])  # the failed call changed nothing
+        dx = x.grad
+        x -= lr * x.grad
+        y -= lr * y.grad
+        x.grad = 0
+        y.grad = 0
+    assert abs(dx.item() - 2 * (x.item() / 0.8)) < 1e-9  # the step used the current gradient
+    assert abs(x.item() - 3.0 * 0.8**50) < 1e-12 and abs(y.item() - 4.0 * 0.8**50) < 1e-12
 
 
 def test_retain_graph_allows_a_second_backward_which_doubles_the_grad():

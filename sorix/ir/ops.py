@@ -7,10 +7,11 @@ table: the eager front end and the interpreter run `op.impl` (compiled from the 
 code generator formats the template, the grad pass and eager `backward()` call `op.vjp`, the
 exporters read `sympy`, `rule` and `latex`, and the tests are generated from `OPS`.
 
-VJP rules build their results out of ops (through tensor operators and `call`), so one rule
-serves eager autograd on arrays, the symbolic grad pass on traced tensors, and any order of
-derivative. Rules never un-broadcast: the backward pass sums a cotangent to its input's shape
-and casts it to its input's dtype in one central place (`sorix.autodiff.fit_cotangent`).
+VJP rules build their results out of ops (through the operators of `sorix.operators` and
+`call`), so one rule serves eager autograd on arrays, the symbolic grad pass on IR values, and
+any order of derivative. Rules never un-broadcast: the backward pass sums a cotangent to its
+input's shape and casts it to its input's dtype in one central place
+(`sorix.autodiff.fit_cotangent`).
 """
 
 from __future__ import annotations
@@ -113,18 +114,17 @@ def _compile_impl(op: Op) -> Callable[..., Any]:
 
 OPS: dict[str, Op] = {}
 
-_front_end: Callable[..., Any] | None = None
-
-
-def install_front_end(apply: Callable[..., Any]) -> None:
-    """Let VJP rules build ops through the tensor front end (set once by `sorix.tensor`)."""
-    global _front_end
-    _front_end = apply
-
-
 def call(name: str, *args: Any, **attrs: Any) -> Any:
-    """Apply op `name` to tensors; VJP rules use this for ops without an operator spelling."""
-    return _front_end(name, *args, **attrs)
+    """Apply op `name` to values; VJP rules use this for ops without an operator spelling.
+
+    It dispatches on the values themselves: the first argument whose class has an `_apply`
+    (a `sorix.Tensor`, or the IR's `Value` in the grad pass) applies the op, as its operators
+    do. No global hook or mode decides, so rules run the same from any thread."""
+    for a in args:
+        apply = getattr(a.__class__, "_apply", None)
+        if apply is not None:
+            return apply(name, *args, **attrs)
+    raise TypeError(f"call({name!r}): no argument is a tensor or an IR value")
 
 
 def _register(*ops: Op) -> None:

@@ -1,9 +1,11 @@
 """The grad pass: Graph -> Graph with the backward computation appended as ordinary IR.
 
-The pass replays the graph on traced tensors with grad mode on, then runs the one backward
-algorithm (`sorix.autodiff.backpropagate`) on them, so each op's VJP rule from the op table
-appends IR nodes. The result is a plain graph that the other passes optimize and that this pass
-can differentiate again, to any order.
+The pass copies the graph into a new builder, wrapping each node in an IR value handle
+(`sorix.ir.value.Value`), and runs the one backward algorithm (`sorix.autodiff.backpropagate`)
+over those values, so each op's VJP rule from the op table appends IR nodes. It reads and
+writes IR only: nothing is replayed through eager tensors and no grad mode is switched, so
+any number of threads may differentiate at once. The result is a plain graph that the other
+passes optimize and that this pass can differentiate again, to any order.
 
     before                                   after grad(graph)
     %0 = input(name='x') : float64[]         %0 = input(name='x') : float64[]
@@ -21,10 +23,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from sorix.autodiff import backpropagate
-from sorix.errors import GradError
+from sorix.errors import GradError, GraphFormatError
 from sorix.ir.graph import Graph, GraphBuilder
-from sorix.tensor import Tensor, apply, enable_grad, no_grad
-from sorix.tracing import replay
+from sorix.ir.ops import OPS
+from sorix.ir.value import Value
 
 
 def grad(graph: Graph, wrt: Sequence[int] | None = None, *, of: int = 0,
@@ -39,42 +41,63 @@ def grad(graph: Graph, wrt: Sequence[int] | None = None, *, of: int = 0,
     """
     wrt = list(range(len(graph.inputs))) if wrt is None else list(wrt)
     builder = GraphBuilder()
-    inputs = []
-    for position, nid in enumerate(graph.inputs):
-        node = graph.nodes[nid]
-        t = Tensor._traced(builder, builder.input(node.params["name"], node.shape, node.dtype),
-                           node.shape, node.dtype)
-        if position in wrt:
-            if np.dtype(node.dtype).kind != "f":
-                raise GradError(f"cannot differentiate with respect to input {position} "
-                                f"({node.params['name']!r}) of dtype {node.dtype}")
-            t.requires_grad = True
-        inputs.append(t)
-    with enable_grad():
-        values = replay(graph, inputs)
+    values = _copy(graph, builder, set(wrt))
     root = values[graph.outputs[of]]
     if cotangent:
-        seed = Tensor._traced(builder, builder.input("cotangent", root.shape, root.dtype.name),
-                              root.shape, root.dtype.name)
+        seed = Value(builder, builder.input("cotangent", root.shape, root._dtype), root.shape,
+                     root._dtype)
     elif int(np.prod(root.shape)) != 1:
         raise GradError(f"grad needs a single-element output, output {of} has shape "
                         f"{root.shape}; use jacobian or vjp for non-scalar outputs")
     else:
-        seed = Tensor._traced(builder, builder.const(np.ones(root.shape, root.dtype.numpy)),
-                              root.shape, root.dtype.name)
-    targets = [inputs[i] for i in wrt]
-    with no_grad():
-        found = backpropagate(
-            [root], [seed], keep_grads=False, free_graph=False, wanted=targets,
-            observe=None if observe is None else lambda t, g, passed: observe(
-                t._node, g._node, [None if p is None else p._node for p in passed]))
-        grads = [found[id(t)] if id(t) in found else _zeros_like(t) for t in targets]
-    outputs = [values[o]._node for o in graph.outputs] + [g._node for g in grads]
+        seed = Value.constant(builder, np.ones(root.shape, root.dtype.numpy))
+    targets = [values[graph.inputs[i]] for i in wrt]
+    found = backpropagate(
+        [root], [seed], keep_grads=False, free_graph=False, wanted=targets,
+        observe=None if observe is None else lambda t, g, passed: observe(
+            t.node, g.node, [None if p is None else p.node for p in passed]))
+    grads = [found[id(t)] if id(t) in found else _zeros_like(t) for t in targets]
+    outputs = [values[o].node for o in graph.outputs] + [g.node for g in grads]
     return builder.build(outputs)
 
 
-def _zeros_like(t: Tensor) -> Tensor:
+def _copy(graph: Graph, builder: GraphBuilder, wrt: set[int]) -> dict[int, Value]:
+    """Every node of `graph` copied into `builder` as a Value, keyed by its old id; values the
+    gradient flows through (they depend on a `wrt` input through differentiable ops) carry
+    their op and arguments, as recorded eager tensors do."""
+    values: dict[int, Value] = {}
+    for position, nid in enumerate(graph.inputs):
+        node = graph.nodes[nid]
+        value = Value(builder, builder.input(node.params["name"], node.shape, node.dtype),
+                      node.shape, node.dtype)
+        if position in wrt:
+            if np.dtype(node.dtype).kind != "f":
+                raise GradError(f"cannot differentiate with respect to input {position} "
+                                f"({node.params['name']!r}) of dtype {node.dtype}")
+            value.requires_grad = True
+        values[nid] = value
+    for nid in graph.order():
+        if nid in values:
+            continue
+        node = graph.nodes[nid]
+        if node.is_constant:
+            values[nid] = Value.constant(builder, node.value)
+            continue
+        if node.is_input:
+            raise GraphFormatError(f"input %{nid} is not among the graph's inputs")
+        args = tuple(values[a] for a in node.args)
+        value = Value(builder, builder.add(node.op, [a.node for a in args], node.attrs,
+                                           node.shape, node.dtype), node.shape, node.dtype)
+        op = OPS[node.op]
+        if op.vjp is not None and any(a.requires_grad for a in args):
+            value.requires_grad = True
+            value._prev = args
+            value._ir = (op, node.params)
+        values[nid] = value
+    return values
+
+
+def _zeros_like(t: Value) -> Value:
     """The gradient of an input the output does not depend on: a broadcast zero."""
-    builder = t._builder
-    zero = Tensor._traced(builder, builder.const(np.zeros((), t.dtype.numpy)), (), t.dtype.name)
-    return apply("broadcast_to", zero, shape=t.shape) if t.shape else zero
+    zero = Value.constant(t.builder, np.zeros((), t.dtype.numpy))
+    return zero.broadcast_to(t.shape) if t.shape else zero
