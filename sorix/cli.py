@@ -6,13 +6,19 @@
     sorix passes "x**2*sin(y)"
 
 EXPR is read by the restricted parser of `sorix.expr` (numbers, names, + - * / ** and sorix's
-elementwise functions) and never evaluated as Python. Variables are scalars (float64) unless
-`--shape` gives them a shape. Bad input exits with status 2 and a one-line message.
+elementwise functions) and never evaluated as Python; it may start with a minus (`"-x**2"`)
+without `--`. Variables are scalars (float64) unless `--shape` gives them a shape, of at most
+`MAX_ELEMENTS` elements (`MAX_EXPLAIN_ELEMENTS` for `explain`, whose formulas hold one SymPy
+symbol per element).
+
+Every error, usage errors included, is one line on stderr (`sorix: error: ...`) and exit status
+2; output to a closed pipe (`sorix ... | head`) ends quietly with status 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -20,13 +26,31 @@ from typing import Any
 
 import numpy as np
 
-from sorix.errors import SorixError
+import sorix
+from sorix.errors import SorixError, SorixValueError
+
+#: Most elements a variable may have (`--shape`): 2**24 float64s are 128 MiB.
+MAX_ELEMENTS = 2**24
+
+#: Most elements per variable for `explain`, whose formulas are SymPy, element by element.
+MAX_EXPLAIN_ELEMENTS = 256
+
+#: Most dimensions in `--shape` (numpy's own limit is 64).
+MAX_NDIM = 32
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors raised as one-line sorix errors instead of printed usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SorixValueError(f"{message} (see `{self.prog} --help`)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sorix", description="Explain, draw, compile and optimize the gradient of an "
                                   "expression such as \"x**2*sin(y)\".")
+    parser.add_argument("--version", action="version", version=f"sorix {sorix.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -58,16 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _shape(text: str) -> tuple[int, ...]:
+def _shape(text: str, limit: int = MAX_ELEMENTS) -> tuple[int, ...]:
     if not text:
         return ()
+    parts = text.split(",")
+    if len(parts) > MAX_NDIM:
+        raise SorixValueError(f"--shape has {len(parts)} dimensions; the limit is {MAX_NDIM}")
     try:
-        shape = tuple(int(part) for part in text.split(","))
+        shape = tuple(int(part) for part in parts)
     except ValueError:
-        raise SorixError(f"--shape must be integers separated by commas, got {text!r}") \
-            from None
+        raise SorixValueError(f"--shape must be integers separated by commas, got "
+                              f"{text[:40]!r}") from None
     if any(d < 0 for d in shape):
-        raise SorixError(f"--shape cannot have negative sizes: {text!r}")
+        raise SorixValueError(f"--shape cannot have negative sizes: {text!r}")
+    if math.prod(shape) > limit:
+        raise SorixValueError(f"--shape {text[:40]} has {math.prod(shape):,} elements per "
+                              f"variable; the limit is {limit:,}")
     return shape
 
 
@@ -76,26 +106,27 @@ def _values(pairs: Sequence[str], names: Sequence[str], shape: tuple[int, ...]) 
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or name not in names:
-            raise SorixError(f"--at takes NAME=VALUE for one of {', '.join(names)}; got "
+            raise SorixValueError(f"--at takes NAME=VALUE for one of {', '.join(names)}; got "
                              f"{pair!r}")
         try:
             given[name] = float(value)
         except ValueError:
-            raise SorixError(f"--at {name}: {value!r} is not a number") from None
-    return [np.full(shape, given.get(n, 1.0)) for n in names]
+            raise SorixValueError(f"--at {name}: {value[:40]!r} is not a number") from None
+    # Read-only broadcast views: tracing needs only shapes, so no variable costs memory here.
+    return [np.broadcast_to(np.float64(given.get(n, 1.0)), shape) for n in names]
 
 
 def run(argv: Sequence[str]) -> str:
     """Run one command; returns what it prints (raises SorixError on bad input)."""
-    import sorix
     from sorix.expr import parse_expression
     from sorix.passes.grad import grad
 
-    args = _parser().parse_args(argv)
+    args = _parse_args(list(argv))
     fn, names = parse_expression(args.expr)
     if not names:
-        raise SorixError("the expression has no variables to differentiate")
-    shape = _shape(args.shape)
+        raise SorixValueError("the expression has no variables to differentiate")
+    shape = _shape(args.shape, MAX_EXPLAIN_ELEMENTS if args.command == "explain"
+                   else MAX_ELEMENTS)
     values = _values(getattr(args, "at", []), names, shape)
     scalar = (lambda *xs: fn(*xs).sum()) if shape else fn
     scalar.__signature__ = fn.__signature__  # type: ignore[attr-defined]
@@ -104,7 +135,7 @@ def run(argv: Sequence[str]) -> str:
         wrt = args.wrt or names
         unknown = [w for w in wrt if w not in names]
         if unknown:
-            raise SorixError(f"--wrt {unknown[0]!r} is not a variable of the expression "
+            raise SorixValueError(f"--wrt {unknown[0]!r} is not a variable of the expression "
                              f"(variables: {', '.join(names)})")
         derivation = sorix.explain(scalar, *values, wrt=wrt)
         if args.latex:
@@ -121,8 +152,38 @@ def run(argv: Sequence[str]) -> str:
     if args.command == "compile":
         target = sorix.optimize(grad(graph)) if args.grad else sorix.optimize(graph)
         return sorix.compile(target).source.rstrip()
-    report = sorix.optimize(grad(graph)).meta["report"]
+    report = sorix.optimize(grad(graph)).report
     return "\n".join(str(r) + "".join(f"\n    {c}" for c in r.changes) for r in report)
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    """argparse's reading of argv, where an argument such as "-x**2" is an expression.
+
+    argparse takes every argument that starts with '-' for an option; here one that is not an
+    option sorix knows is swapped for a placeholder while parsing and put back afterwards.
+    """
+    parser = _parser()
+    known = {"--"}
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public list of options
+        known.update(action.option_strings)
+        for sub in getattr(action, "choices", None) or {}:
+            for sub_action in action.choices[sub]._actions:  # noqa: SLF001
+                known.update(sub_action.option_strings)
+    originals: dict[str, str] = {}
+    protected = []
+    for arg in argv:
+        if arg.startswith("-") and not arg.startswith("--") and arg not in known:
+            placeholder = f"sorix-argument-{len(originals)}"
+            originals[placeholder] = arg
+            arg = placeholder
+        protected.append(arg)
+    args = parser.parse_args(protected)
+    for key, value in vars(args).items():
+        if isinstance(value, str):
+            setattr(args, key, originals.get(value, value))
+        elif isinstance(value, list):
+            setattr(args, key, [originals.get(v, v) for v in value])
+    return args
 
 
 def _draw(graph: Any, output: str) -> str:
@@ -131,28 +192,48 @@ def _draw(graph: Any, output: str) -> str:
     stem, extension = os.path.splitext(output)
     fmt = extension.lstrip(".").lower() or "svg"
     dot = graph.to_dot()
-    if fmt == "dot":
-        with open(output, "w") as f:
-            f.write(dot.source)
-        return f"wrote {output}"
-    if fmt not in FORMATS:
-        raise SorixError(f"-o: unknown format {fmt!r}; use .svg, .png, .pdf or .dot")
-    if engine() is None:
-        raise SorixError("drawing to svg/png/pdf needs Graphviz's `dot` (apt-get install "
-                         "graphviz) or graphviz-pure (pip install sorix[draw]); -o FILE.dot "
-                         "works without either")
-    with open(output, "wb") as f:
-        f.write(render(dot, fmt))
+    if fmt != "dot" and fmt not in FORMATS:
+        raise SorixValueError(f"-o: unknown format {fmt!r}; use .svg, .png, .pdf or .dot")
+    if fmt != "dot" and engine() is None:
+        raise SorixValueError("drawing to svg/png/pdf needs Graphviz's `dot` (apt-get install "
+                              "graphviz) or graphviz-pure (pip install sorix[draw]); -o "
+                              "FILE.dot works without either")
+    data = dot.source.encode() if fmt == "dot" else render(dot, fmt)
+    try:
+        with open(output, "wb") as f:
+            f.write(data)
+    except OSError as error:
+        raise SorixValueError(f"-o {output}: {error.strerror or error}") from None
     return f"wrote {output}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0, or 2 after a one-line error)."""
     try:
-        print(run(sys.argv[1:] if argv is None else argv))
+        with np.errstate(all="ignore"):  # inf and nan in the output speak for themselves
+            text = run(sys.argv[1:] if argv is None else argv)
     except SorixError as error:
-        print(f"sorix: error: {str(error).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return _fail(str(error))
+    except MemoryError:
+        return _fail("out of memory (try a smaller --shape)")
+    except SystemExit as done:  # --help and --version print, then exit 0
+        return 0 if not done.code else 2
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped (`| head`): point stdout at devnull so that the interpreter's
+        # final flush does not complain either, and end quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 0
+
+
+def _fail(message: str) -> int:
+    lines = message.splitlines() or ["unknown error"]
+    print(f"sorix: error: {lines[0]}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
