@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from sorix.device import to_host
-from sorix.errors import ShapeError, SorixError, at_user_line
+from sorix.errors import ShapeError, SorixTypeError, at_user_line
 
 
 def _axis(axis: Any, ndim: int, what: str) -> int:
     if not isinstance(axis, numbers.Integral):
-        raise SorixError(at_user_line(f"{what}: axis must be an int, got {axis!r}"))
+        raise SorixTypeError(at_user_line(f"{what}: axis must be an int, got {axis!r}"))
     if not -max(ndim, 1) <= axis < max(ndim, 1):
         raise ShapeError(at_user_line(f"{what}: axis {axis} is out of range for "
                                       f"{ndim} dimensions"))
@@ -65,13 +65,13 @@ def _canonical_index(index: Any, shape: tuple[int, ...]) -> tuple:
         if item is None or item is Ellipsis:
             out.append(item)
         elif isinstance(item, (bool, np.bool_)):
-            raise SorixError(at_user_line("indexing with a bare bool is not supported"))
+            raise SorixTypeError(at_user_line("indexing with a bare bool is not supported"))
         elif isinstance(item, numbers.Integral):
             out.append(int(item))
         elif isinstance(item, slice):
             for part in (item.start, item.stop, item.step):
                 if part is not None and not isinstance(part, numbers.Integral):
-                    raise SorixError(at_user_line(f"slice bounds must be ints, got {item!r}"))
+                    raise SorixTypeError(at_user_line(f"slice bounds must be ints, got {item!r}"))
             out.append(("s", *(None if p is None else int(p)
                                for p in (item.start, item.stop, item.step))))
         elif isinstance(item, (list, np.ndarray)):
@@ -82,10 +82,10 @@ def _canonical_index(index: Any, shape: tuple[int, ...]) -> tuple:
                 array = array.astype(np.int64)
                 out.append(("a", array.shape, tuple(array.ravel().tolist())))
             else:
-                raise SorixError(at_user_line(f"index arrays must hold integers or booleans, "
+                raise SorixTypeError(at_user_line(f"index arrays must hold integers or booleans, "
                                               f"got {array.dtype}"))
         else:
-            raise SorixError(at_user_line(f"cannot index a tensor with {type(item).__name__} "
+            raise SorixTypeError(at_user_line(f"cannot index a tensor with {type(item).__name__} "
                                           f"{item!r}"))
     return tuple(out)
 

@@ -17,7 +17,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from sorix.errors import SorixError
+from sorix.errors import SorixValueError
 from sorix.ir import shapes
 from sorix.ir.kernels import KERNELS
 from sorix.ir.ops import OPS, Op
@@ -37,9 +37,9 @@ def custom_op(name: str | None = None, *, vjp: Callable[..., tuple[Any, ...]] | 
     def register(forward: Callable[..., Any]) -> Callable[..., Any]:
         op_name = name or forward.__name__
         if not op_name.isidentifier():
-            raise SorixError(f"custom op name {op_name!r} must be a Python identifier")
+            raise SorixValueError(f"custom op name {op_name!r} must be a Python identifier")
         if op_name in OPS and f"_custom_{op_name}" not in KERNELS:
-            raise SorixError(f"op {op_name!r} is built in; give the custom op another name")
+            raise SorixValueError(f"op {op_name!r} is built in; give the custom op another name")
         params = list(inspect.signature(forward).parameters.values())
         positional = [p for p in params[1:] if p.kind in (p.POSITIONAL_ONLY,
                                                           p.POSITIONAL_OR_KEYWORD)
@@ -54,9 +54,9 @@ def custom_op(name: str | None = None, *, vjp: Callable[..., tuple[Any, ...]] | 
             attrs=attrs, elementwise=elementwise)
 
         def apply_op(*args: Any, **attrs_: Any) -> Any:
-            from sorix.tensor import apply
+            from sorix.functional import _apply
 
-            return apply(op_name, *args, **attrs_)
+            return _apply(op_name, *args, **attrs_)
 
         apply_op.__name__ = apply_op.__qualname__ = op_name
         apply_op.__doc__ = forward.__doc__
@@ -74,6 +74,6 @@ def _source(name: str, arity: int, attrs: tuple[str, ...] = ()) -> str:
 def remove_custom_op(name: str) -> None:
     """Take a custom op out of the table again (tests, notebooks redefining an op)."""
     if f"_custom_{name}" not in KERNELS:
-        raise SorixError(f"{name!r} is not a custom op")
+        raise SorixValueError(f"{name!r} is not a custom op")
     del KERNELS[f"_custom_{name}"]
     del OPS[name]

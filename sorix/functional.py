@@ -14,7 +14,8 @@ import numpy as np
 
 from sorix.attributes import _axis
 from sorix.dtypes import as_dtype
-from sorix.errors import SorixError, at_user_line
+from sorix.errors import SorixTypeError, at_user_line
+from sorix.operators import Operators
 from sorix.tensor import Tensor, apply
 
 
@@ -34,7 +35,18 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False,
 
 
 def _t(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
+    """x as a value with operators: a tensor (or an IR value, inside a VJP rule) as it is,
+    anything else as a new tensor."""
+    return x if isinstance(x, Operators) else Tensor(x)
+
+
+def _apply(name: str, *args: Any, **attrs: Any) -> Tensor:
+    """Apply op `name` the way its first value argument applies ops (eagerly, onto a trace, or
+    onto an IR graph in the grad pass); plain numbers and arrays become tensors."""
+    for a in args:
+        if isinstance(a, Operators):
+            return a._apply(name, *args, **attrs)
+    return apply(name, *args, **attrs)
 
 
 def _factory(array: np.ndarray, requires_grad: bool, device: Any = None) -> Tensor:
@@ -179,22 +191,22 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
 
 
 def matmul(a: Any, b: Any) -> Tensor:
-    return apply("matmul", a, b)
+    return _apply("matmul", a, b)
 
 
 def maximum(a: Any, b: Any) -> Tensor:
-    return apply("maximum", a, b)
+    return _apply("maximum", a, b)
 
 
 def minimum(a: Any, b: Any) -> Tensor:
-    return apply("minimum", a, b)
+    return _apply("minimum", a, b)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """Elements of `a` where `condition` holds, else of `b`."""
-    if not builtins.any(isinstance(v, Tensor) for v in (condition, a, b)):
+    if not builtins.any(isinstance(v, Operators) for v in (condition, a, b)):
         condition = Tensor(condition)
-    return apply("where", condition, a, b)
+    return _apply("where", condition, a, b)
 
 
 def clip(x: Any, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
@@ -216,12 +228,12 @@ def broadcast_to(x: Any, shape: Any) -> Tensor:
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     tensors = [_t(t) for t in tensors]
     if not tensors:
-        raise SorixError(at_user_line("concatenate() needs at least one tensor"))
-    return apply("concatenate", *tensors, axis=_axis(axis, tensors[0].ndim, "concatenate"))
+        raise SorixTypeError(at_user_line("concatenate() needs at least one tensor"))
+    return _apply("concatenate", *tensors, axis=_axis(axis, tensors[0].ndim, "concatenate"))
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     tensors = [_t(t) for t in tensors]
     if not tensors:
-        raise SorixError(at_user_line("stack() needs at least one tensor"))
-    return apply("stack", *tensors, axis=_axis(axis, tensors[0].ndim + 1, "stack"))
+        raise SorixTypeError(at_user_line("stack() needs at least one tensor"))
+    return _apply("stack", *tensors, axis=_axis(axis, tensors[0].ndim + 1, "stack"))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from sorix.backends.interpreter import interpret
-from sorix.errors import GradError, SorixError
+from sorix.errors import GradError, SorixValueError
 from sorix.ir.graph import Graph
 from sorix.ir.ops import OPS
 from sorix.ir.printing import canonical_names, format_node
@@ -146,5 +146,5 @@ def _rule_error(op: Any, node: Any, args: list[np.ndarray], eps: float,
         numeric = float(np.sum((np.asarray(op.impl(np, *plus, **params))
                                 - np.asarray(op.impl(np, *minus, **params))) * w) / (2 * eps))
     except Exception as error:  # noqa: BLE001
-        raise SorixError(f"gradcheck could not evaluate op {op.name!r}: {error}") from error
+        raise SorixValueError(f"gradcheck could not evaluate op {op.name!r}: {error}") from error
     return abs(analytic - numeric), numeric, analytic

@@ -274,3 +274,18 @@ def test_compiled_code_raises_a_domain_error_naming_the_op_and_line():
     assert isinstance(info.value, ValueError)
     assert "pow" in str(info.value)
     assert "test_reliability.py" in str(info.value)
+
+
+def test_a_custom_rule_written_with_sorix_functions_runs_in_the_grad_pass():
+    @sorix.custom_op(vjp=lambda g, out, a: (g * sorix.cos(a),), name="sine_for_test")
+    def sine(xp, a):
+        return xp.sin(a)
+
+    try:
+        x = np.array([0.0, 1.0])
+        np.testing.assert_allclose(sorix.grad(lambda v: sine(v).sum())(x).numpy(), np.cos(x))
+        t = tensor(x, requires_grad=True)
+        sine(t).sum().backward()
+        np.testing.assert_allclose(t.grad.numpy(), np.cos(x))
+    finally:
+        sorix.remove_custom_op("sine_for_test")

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from sorix.errors import SorixError
+from sorix.errors import SorixValueError
 
 FORMATS = ("svg", "png", "pdf")
 
@@ -24,13 +24,13 @@ def engine() -> str | None:
 def render(drawing: Any, fmt: str = "svg") -> bytes:
     """`drawing` (a graphviz.Digraph) rendered to `fmt` bytes."""
     if fmt not in FORMATS:
-        raise SorixError(f"cannot render to {fmt!r}; use one of {', '.join(FORMATS)}")
+        raise SorixValueError(f"cannot render to {fmt!r}; use one of {', '.join(FORMATS)}")
     program = engine()
     if program is None:
-        raise SorixError("rendering needs Graphviz's `dot` (e.g. apt-get install graphviz) or "
+        raise SorixValueError("rendering needs Graphviz's `dot` (e.g. apt-get install graphviz) or "
                          "the graphviz-pure engine (pip install sorix[draw])")
     result = subprocess.run([program, f"-T{fmt}"], input=drawing.source.encode(),
                             capture_output=True, check=False)
     if result.returncode != 0:
-        raise SorixError(f"{program} failed: {result.stderr.decode(errors='replace')[:200]}")
+        raise SorixValueError(f"{program} failed: {result.stderr.decode(errors='replace')[:200]}")
     return result.stdout
