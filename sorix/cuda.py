@@ -3,7 +3,8 @@
 cupy is an optional extra (`pip install sorix[gpu]`). Nothing imports it at package import
 time: it is imported here, the first time a tensor, a compiled program or `is_available()`
 asks for CUDA. Asking for CUDA without cupy (or without a visible device) raises a
-`SorixError` that says what is missing and what to install.
+`DeviceError` (a ValueError: the device named cannot be used here) that says what is missing
+and what to install.
 
     >>> import sorix
     >>> sorix.cuda.is_available()  # on a machine without cupy or without a GPU
@@ -16,7 +17,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from sorix.errors import SorixError, at_user_line
+from sorix.errors import DeviceError, at_user_line
 
 INSTALL_HINT = "pip install sorix[gpu]"
 
@@ -24,14 +25,14 @@ _state: dict[str, Any] = {}  # "modules": (cupy, cupyx) once imported; "count": 
 
 
 def modules() -> tuple[Any, Any]:
-    """(cupy, cupyx), imported on first use; a SorixError naming the extra when cupy is absent."""
+    """(cupy, cupyx), imported on first use; a DeviceError naming the extra when cupy is absent."""
     found = _state.get("modules")
     if found is None:
         try:
             import cupy
             import cupyx
         except ImportError as error:
-            raise SorixError(at_user_line(
+            raise DeviceError(at_user_line(
                 f"CUDA needs cupy, which is not installed ({error}); install it with "
                 f"`{INSTALL_HINT}`")) from None
         found = _state["modules"] = (cupy, cupyx)
@@ -58,15 +59,15 @@ def is_available() -> bool:
 
 def require(index: int | None = None) -> tuple[Any, Any]:
     """(cupy, cupyx) if CUDA device `index` (default: the current one) can be used, else a
-    SorixError saying what is missing."""
+    DeviceError saying what is missing."""
     found = modules()
     count = device_count()
     if count == 0:
-        raise SorixError(at_user_line(
+        raise DeviceError(at_user_line(
             "cupy is installed but sees no CUDA device (no GPU, or no driver); use the cpu, "
             "or check `nvidia-smi`"))
     if index is not None and index >= count:
-        raise SorixError(at_user_line(
+        raise DeviceError(at_user_line(
             f"cuda:{index} does not exist: {count} CUDA device(s) visible "
             f"(cuda:0 to cuda:{count - 1})"))
     return found

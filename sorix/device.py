@@ -16,8 +16,10 @@ so matches every CUDA device (the way `t.device == "cuda"` is asked). Tensors al
 device with its index resolved.
 
 Creating a device object never needs cupy; putting data on a CUDA device does, and without
-cupy it raises an error that says what to install (`sorix.cuda`). Graphs carry no devices: a
-backend places a whole program (numpy on the CPU, cupy on a CUDA device).
+cupy it raises an error that says what to install (`sorix.cuda`). An unknown or unusable
+device is a `DeviceError` (a ValueError); a spec of the wrong type is a `SorixTypeError`.
+Graphs carry no devices: a backend places a whole program (numpy on the CPU, cupy on a CUDA
+device).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from sorix import cuda
-from sorix.errors import SorixError, at_user_line
+from sorix.errors import DeviceError, SorixTypeError, at_user_line
 
 _KNOWN = "'cpu', 'cuda' and 'cuda:N'"
 
@@ -45,11 +47,11 @@ class device:  # noqa: N801 (spelled as torch.device and the original Sorix's de
         kind, parsed = _parse(spec)
         if index is not None:
             if parsed is not None:
-                raise SorixError(at_user_line(
+                raise DeviceError(at_user_line(
                     f"device({spec!r}, {index!r}): the index is given twice"))
             parsed = _index(index, spec)
         if kind == "cpu" and parsed not in (None, 0):
-            raise SorixError(at_user_line(f"there is one cpu device, not cpu:{parsed}"))
+            raise DeviceError(at_user_line(f"there is one cpu device, not cpu:{parsed}"))
         if kind == "cpu":
             parsed = None
         key = (kind, parsed)
@@ -83,7 +85,7 @@ class device:  # noqa: N801 (spelled as torch.device and the original Sorix's de
         if isinstance(other, str):
             try:
                 other = device(other)
-            except SorixError:
+            except DeviceError:
                 return False
         if not isinstance(other, device):
             return NotImplemented
@@ -170,21 +172,21 @@ def _parse(spec: Any) -> tuple[str, int | None]:
     if isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
         return "cuda", _index(spec, spec)
     if not isinstance(spec, str):
-        raise SorixError(at_user_line(f"{spec!r} is not a device; sorix knows {_KNOWN}"))
+        raise SorixTypeError(at_user_line(f"{spec!r} is not a device; sorix knows {_KNOWN}"))
     kind, colon, rest = spec.strip().partition(":")
     if kind not in ("cpu", "cuda"):
-        raise SorixError(at_user_line(f"unknown device {spec!r}; sorix knows {_KNOWN}"))
+        raise DeviceError(at_user_line(f"unknown device {spec!r}; sorix knows {_KNOWN}"))
     if not colon:
         return kind, None
     if not rest.isdigit():
-        raise SorixError(at_user_line(f"device {spec!r}: the index must be a number, as in "
+        raise DeviceError(at_user_line(f"device {spec!r}: the index must be a number, as in "
                                       f"'{kind}:0'"))
     return kind, int(rest)
 
 
 def _index(value: Any, spec: Any) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
-        raise SorixError(at_user_line(f"device {spec!r}: the index must be a non-negative int, "
+        raise DeviceError(at_user_line(f"device {spec!r}: the index must be a non-negative int, "
                                       f"got {value!r}"))
     return int(value)
 
