@@ -13,13 +13,23 @@ Invariants:
   (no nsimplify: 0.1 stays the float 0.1 it is in the graph);
 - a value of boolean dtype holds SymPy Booleans and a numeric one holds expressions; since SymPy
   refuses arithmetic on Booleans where numpy promotes them to 0 and 1, the exporter converts
-  between the two along the node's dtype.
+  between the two along the node's dtype;
+- the walk is one loop over `graph.order()`, never recursive. SymPy itself recurses into an
+  expression's arguments when it evaluates a new one (`sin(sin(...))` asks whether its argument
+  is a number, all the way down), so a node that SymPy cannot build that way for recursion
+  depth, and every node built on it, is built unevaluated (`sympy.evaluate(False)`): the same
+  expression, only not simplified. Printing such an expression is SymPy's own business (its
+  printers recurse);
+- with `max_size`, a node whose expression would have more than `max_size` atoms and
+  operations (counted on the graph, an upper bound) is shown as symbols named by `abbreviate`
+  instead, so formulas of deep graphs stay short (`explain` uses this).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -81,12 +91,28 @@ def _run(op: Op, args: list[np.ndarray], attrs: dict[str, Any]) -> Any:
     if op.sympy is None:
         return op.impl(np, *args, **attrs)
     if op.elementwise:
+        if all(a.ndim == 0 for a in args):  # np.vectorize costs more than SymPy here
+            return op.sympy(*(a[()] for a in args), **attrs)
         return _vectorize(functools.partial(op.sympy, **attrs))(*args)
     return op.sympy(*args, **attrs)
 
 
-def to_sympy(graph: Graph, symbols: Mapping[str, Any] | None = None) -> list[Any]:
+def _build(op: Op, args: list[np.ndarray], attrs: dict[str, Any], dtype: str) -> np.ndarray:
+    try:
+        out = _run(op, args, attrs)
+    except TypeError:  # SymPy refused arithmetic on a Boolean: promote as numpy does
+        out = _run(op, [_vectorize(_as_number)(a) for a in args], attrs)
+    return _objects(out, dtype)
+
+
+def to_sympy(graph: Graph, symbols: Mapping[str, Any] | None = None, *,
+             max_size: int | None = None, abbreviate: Callable[[int], str] | None = None,
+             unabbreviated: dict[int, Any] | None = None) -> list[Any]:
     """The graph's outputs as SymPy: object arrays, or a bare expression for a 0-d output.
+
+    `max_size`, `abbreviate` (node id -> symbol name, default `v<id>`) and `unabbreviated` (a
+    dict to receive each abbreviated node's own expression over its arguments) keep the
+    formulas of deep graphs short; see the module's docstring.
 
     >>> import sorix
     >>> g = sorix.trace(lambda x, y: x**2 + y**2, 1.0, 2.0)
@@ -95,6 +121,8 @@ def to_sympy(graph: Graph, symbols: Mapping[str, Any] | None = None) -> list[Any
     """
     symbols = dict(symbols or {})
     values: dict[int, np.ndarray] = {}
+    sizes: dict[int, int] = {}  # nid -> atoms and operations per element, bounded above
+    unevaluated: set[int] = set()  # nodes SymPy could not evaluate for recursion depth
     for nid in graph.order():
         node = graph.nodes[nid]
         if node.is_input:
@@ -105,12 +133,30 @@ def to_sympy(graph: Graph, symbols: Mapping[str, Any] | None = None) -> list[Any
         if node.is_constant:
             values[nid] = _objects(node.value)
             continue
+        op = OPS[node.op]
         args = [values[a] for a in node.args]
-        try:
-            out = _run(OPS[node.op], args, node.params)
-        except TypeError:  # SymPy refused arithmetic on a Boolean: promote as numpy does
-            out = _run(OPS[node.op], [_vectorize(_as_number)(a) for a in args], node.params)
-        values[nid] = _objects(out, node.dtype)
+        if not any(a in unevaluated for a in node.args):
+            try:
+                values[nid] = _build(op, args, node.params, node.dtype)
+            except RecursionError:
+                unevaluated.add(nid)
+        else:
+            unevaluated.add(nid)
+        if nid in unevaluated:
+            with sp.evaluate(False):
+                values[nid] = _build(op, args, node.params, node.dtype)
+        if max_size is None:
+            continue
+        sizes[nid] = 1 + sum(sizes.get(a, 1) * (1 if op.elementwise else
+                                                 max(1, math.prod(graph.nodes[a].shape)))
+                             for a in node.args)
+        if sizes[nid] > max_size:
+            if unabbreviated is not None:
+                unabbreviated[nid] = values[nid]
+            name = abbreviate(nid) if abbreviate is not None else f"v{nid}"
+            values[nid] = _input(name, node.shape, node.dtype)
+            sizes[nid] = 1
+            unevaluated.discard(nid)
     return [values[o][()] if values[o].ndim == 0 else values[o] for o in graph.outputs]
 
 
