@@ -11,6 +11,12 @@ A local derivative is read off the node's own VJP rule: the rule is run on scala
 an adjoint of 1 (a scalar graph through the grad pass), then the symbols are replaced by the
 node's argument formulas. Ops whose arguments are not elementwise-compatible (matmul, sum over
 an axis, ...) show the rule's formula from the op table instead.
+
+Formulas stay short however deep the graph: a value or adjoint whose formula would exceed
+`MAX_FORMULA` atoms and operations is written, in later formulas, as the name of its step (`%7`,
+`adjoint(%7)`; LaTeX v_7 and v-bar_7), and its own step shows it one level deep (`sin(%6)`).
+Written out in full, a chain of depth d has formulas of total size ~d**3 (d = 300: 45 s and a
+RecursionError in SymPy); abbreviated, explain is linear in the graph and never recursive.
 """
 
 from __future__ import annotations
@@ -25,10 +31,13 @@ import numpy as np
 import sympy as sp
 
 from sorix.backends.interpreter import interpret
-from sorix.errors import SorixError
+from sorix.errors import SorixTypeError, SorixValueError
 from sorix.ir.graph import Graph, GraphBuilder
 from sorix.ir.ops import OPS
 from sorix.ir.printing import canonical_names, format_node
+
+#: Largest formula (atoms and operations) written out; larger ones are named by their step.
+MAX_FORMULA = 40
 
 
 @dataclass
@@ -131,13 +140,24 @@ def derive(graph: Graph, wrt: Sequence[int], args: Sequence[Any] | None = None) 
     for node, adjoint, _ in heard:
         wanted += [node, adjoint, *backward.nodes[node].args]
     view = Graph(backward.nodes, backward.inputs, wanted)
+    names = canonical_names(backward)
+    forward = {node for node, _, _ in heard}
+    adjoint_of = {adjoint: node for node, adjoint, _ in heard if adjoint not in forward}
+
+    def label(nid: int) -> str:
+        return f"adjoint({names[adjoint_of[nid]]})" if nid in adjoint_of else names[nid]
+
+    one_level: dict[int, Any] = {}
     try:
-        exprs = [_tidy(e) for e in to_sympy(view)]
+        exprs = [_tidy(e) for e in to_sympy(view, max_size=MAX_FORMULA, abbreviate=label,
+                                            unabbreviated=one_level)]
     except Exception:  # noqa: BLE001 - formulas are a courtesy; the steps stand without them
         exprs = [None] * len(wanted)
     formula_of = dict(zip(wanted, exprs))
+    # What a step shows of its own node: the formula, or for an abbreviated one its last level.
+    shown = {nid: _tidy(v[()] if v.ndim == 0 else v) for nid, v in one_level.items()}
+    shown = {nid: shown.get(nid, formula_of.get(nid)) for nid in wanted}
     values = dict(zip(wanted, interpret(view, *args))) if args is not None else {}
-    names = canonical_names(backward)
     steps = []
     for node_id, adjoint_id, _ in heard:
         node = backward.nodes[node_id]
@@ -146,14 +166,14 @@ def derive(graph: Graph, wrt: Sequence[int], args: Sequence[Any] | None = None) 
         rules = [op.rule] + ([] if parents_are_leaves or not node.args else ["chain rule"])
         steps.append(Step(
             node=f"{names[node_id]} = {format_node(node, names)}", op=node.op, rules=rules,
-            formula=formula_of.get(node_id), adjoint=formula_of.get(adjoint_id),
+            formula=shown.get(node_id), adjoint=shown.get(adjoint_id),
             locals=_locals(backward, node_id, formula_of, names),
             value=values.get(adjoint_id)))
     input_names = [graph.nodes[graph.inputs[i]].params["name"] for i in wrt]
     grads = backward.outputs[n_out:]
     return Derivation(
-        function=formula_of.get(backward.outputs[0]), steps=steps,
-        gradients={n: formula_of.get(g) for n, g in zip(input_names, grads)},
+        function=shown.get(backward.outputs[0]), steps=steps,
+        gradients={n: shown.get(g) for n, g in zip(input_names, grads)},
         values={n: values[g] for n, g in zip(input_names, grads)} if values else {})
 
 
@@ -222,8 +242,25 @@ def _latex(expr: Any) -> str:
     if expr is None:
         return r"\text{(not scalar)}"
     if isinstance(expr, np.ndarray):
-        return sp.latex(sp.Matrix(expr)) if expr.ndim <= 2 else r"\text{(array)}"
-    return sp.latex(expr) if isinstance(expr, sp.Basic) else str(expr)
+        if expr.ndim > 2:
+            return r"\text{(array)}"
+        matrix = sp.Matrix(expr)
+        return sp.latex(matrix, symbol_names=_step_names(matrix))
+    return sp.latex(expr, symbol_names=_step_names(expr)) if isinstance(expr, sp.Basic) \
+        else str(expr)
+
+
+def _step_names(expr: Any) -> dict[Any, str]:
+    """LaTeX for the symbols that stand for steps: %7 as v_{7}, adjoint(%7) as bar v_{7}."""
+    out = {}
+    for symbol in expr.free_symbols:
+        name = symbol.name
+        bar = name.startswith("adjoint(%")
+        if name.startswith("%") or bar:
+            index = name.removeprefix("adjoint(").removeprefix("%").rstrip(")")
+            index = index.replace("_", ",")
+            out[symbol] = rf"\bar{{v}}_{{{index}}}" if bar else f"v_{{{index}}}"
+    return out
 
 
 def _tex_escape(text: str) -> str:
@@ -261,10 +298,10 @@ def explain(target: Any, *args: Any, wrt: Any = None) -> Derivation:
 
     if isinstance(target, Tensor):
         graph = Graph.from_tensors(target)
-        leaves = graph.meta["input_tensors"]
+        leaves = graph.input_tensors
         return derive(graph, range(len(graph.inputs)), [t.numpy() for t in leaves])
     if not callable(target):
-        raise SorixError("explain() takes a function and its arguments, or a tensor")
+        raise SorixTypeError("explain() takes a function and its arguments, or a tensor")
     graph, _ = trace_tree(target, args, {})
     names = graph.input_names
     if wrt is None:
@@ -275,7 +312,7 @@ def explain(target: Any, *args: Any, wrt: Any = None) -> Derivation:
         positions = []
         for w in wanted:
             if isinstance(w, str) and w not in names:
-                raise SorixError(f"explain(): {w!r} is not an argument; the arguments are "
+                raise SorixValueError(f"explain(): {w!r} is not an argument; the arguments are "
                                  f"{', '.join(names)}")
             positions.append(names.index(w) if isinstance(w, str) else int(w))
     arrays = [np.asarray(a.numpy() if isinstance(a, Tensor) else a, dtype=float)
