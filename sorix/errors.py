@@ -61,14 +61,27 @@ class TraceError(SorixError, RuntimeError):
 
 
 def user_location() -> str:
-    """'file.py:12' for the innermost frame outside the sorix package, or '' if there is none."""
+    """'file.py:12' for the innermost frame outside the sorix package, or '' if there is none.
+
+    A file under the working directory is named relative to it, as the user typed it."""
     frame = sys._getframe(1)
     while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if not path.startswith(_PACKAGE_DIR) and not frame.f_code.co_filename.startswith("<sorix"):
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        filename = frame.f_code.co_filename
+        path = os.path.abspath(filename)
+        if not path.startswith(_PACKAGE_DIR) and not filename.startswith("<sorix"):
+            return f"{_shown_path(filename, path)}:{frame.f_lineno}"
         frame = frame.f_back
     return ""
+
+
+def _shown_path(filename: str, path: str) -> str:
+    if filename.startswith("<"):
+        return filename  # <stdin>, <string>, a notebook cell
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return filename
+    return filename if relative.startswith(os.pardir) else relative
 
 
 def at_user_line(message: str) -> str:

@@ -33,9 +33,15 @@ def _is_leaf(x: Any) -> bool:
 
 def _is_number_list(x: Any) -> bool:
     """A non-empty list of numbers, or of such lists: array data, as numpy reads it."""
-    if x.__class__ is not list or not x:
-        return False
-    return all(isinstance(v, numbers.Number) or _is_number_list(v) for v in x)
+    pending = [x]
+    while pending:
+        items = pending.pop()
+        if items.__class__ is not list or not items:
+            return False
+        for v in items:
+            if not isinstance(v, numbers.Number):
+                pending.append(v)
+    return True
 
 
 def flatten(tree: Any) -> tuple[list[Any], Any]:

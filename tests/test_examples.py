@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -35,3 +36,20 @@ def test_tour_3_teaching():
     out = run_example("tour_3_teaching.py")
     assert "[product rule, chain rule]" in out and "df/dx = 2*x*sin(y) = 2.87655" in out
     assert "\\begin{aligned}" in out and "gradcheck passed" in out
+
+
+def test_the_readme_error_example_prints_what_the_readme_shows(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Errors"):]
+    blocks = re.findall(r"```(\w*)\n(.*?)```", section, re.S)
+    code, shown = blocks[0][1], blocks[1][1].strip()
+    (tmp_path / "shapes.py").write_text(code)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "shapes.py"], cwd=tmp_path, capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == shown
+    # the same file run by its full path still names it relative to the working directory
+    result = subprocess.run([sys.executable, str(tmp_path / "shapes.py")], cwd=tmp_path,
+                            capture_output=True, text=True, env=env)
+    assert result.stderr.strip().splitlines()[-1] == shown
