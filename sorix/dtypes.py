@@ -58,7 +58,12 @@ _DTYPE_OF: dict[np.dtype, DType] = {d.numpy: d for d in DTYPES.values()}
 
 def _dtype_of_array(data: np.ndarray) -> DType:
     found = _DTYPE_OF.get(data.dtype)
-    return found if found is not None else DTYPES[data.dtype.name]
+    if found is None:
+        found = DTYPES.get(data.dtype.name)
+        if found is None:  # never a KeyError from `tensor.dtype` (or from a repr that asks it)
+            raise DTypeError(f"sorix has no dtype {data.dtype.name}; use one of "
+                             f"{', '.join(map(repr, DTYPES.values()))}")
+    return found
 
 
 def as_dtype(dtype: Any) -> DType:

@@ -100,3 +100,11 @@ def test_cuda_without_a_usable_device_is_a_device_error() -> None:
     with pytest.raises(DeviceError) as info:
         sorix.tensor([1.0], device="cuda")
     assert isinstance(info.value, ValueError)
+
+
+def test_an_array_of_a_dtype_sorix_lacks_is_a_dtype_error_not_a_key_error() -> None:
+    from sorix.dtypes import _dtype_of_array
+
+    with pytest.raises(DTypeError, match="complex128") as info:
+        _dtype_of_array(np.zeros(2, dtype=complex))
+    assert isinstance(info.value, TypeError)
