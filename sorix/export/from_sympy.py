@@ -4,7 +4,8 @@
 op whose SymPy counterpart matches each function (read from the op table: `sin` <- sp.sin, ...),
 with `+`, `*` and `**` for sums, products and powers. Equal subexpressions are built once (the
 walk is memoized), so shared structure stays shared. Nothing is evaluated as code: the walk
-only reads SymPy's expression tree.
+only reads SymPy's expression tree, with a loop and a stack of its own rather than recursion, so
+expressions of any depth build (nor does it ask SymPy for `free_symbols`, which recurses).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from sorix.errors import SorixError
+from sorix.errors import SorixValueError
 from sorix.ir.graph import Graph
 from sorix.ir.ops import OPS
 
@@ -49,17 +50,11 @@ def from_sympy(exprs: Any, symbols: Sequence[sp.Symbol],
 
     outputs = list(exprs) if isinstance(exprs, (list, tuple)) else [exprs]
     names = [str(s) for s in symbols]
-    unknown = set().union(*(e.free_symbols for e in outputs if isinstance(e, sp.Basic))) - set(
-        symbols)
-    if unknown:
-        raise SorixError(f"from_sympy: {sorted(map(str, unknown))} are not among the symbols "
-                         f"{names}")
     examples = [np.zeros((shapes or {}).get(n, ()), dtype=dtype) for n in names]
 
     def fn(*inputs: Any) -> Any:
-        env = dict(zip(symbols, inputs))
-        build = functools.lru_cache(maxsize=None)(lambda e: _build(e, env, build))
-        return tuple(build(e) for e in outputs)
+        built: dict[Any, Any] = dict(zip(symbols, inputs))
+        return tuple(_build_all(sp.sympify(e), built, names) for e in outputs)
 
     fn.__signature__ = _signature(names)  # type: ignore[attr-defined]
     graph, _ = trace_tree(fn, examples, {})
@@ -73,8 +68,43 @@ def _signature(names: Sequence[str]) -> Any:
                               for n in names])
 
 
-def _build(expr: Any, env: dict[Any, Any], build: Any) -> Any:
+def _parts(expr: Any) -> tuple[Any, ...]:
+    """The subexpressions `_build` needs built before `expr`."""
+    if expr.is_Number or isinstance(expr, sp.NumberSymbol):
+        return ()
+    if expr.is_Pow:
+        base, exponent = expr.args
+        return (base,) if exponent.is_Number else (base, exponent)
+    return expr.args
+
+
+def _build_all(root: Any, built: dict[Any, Any], names: Sequence[str]) -> Any:
+    """`root` built on sorix values, children first, each subexpression once (`built` holds
+    the inputs and everything built so far)."""
+    stack = [root]
+    while stack:
+        expr = stack[-1]
+        if expr in built:
+            stack.pop()
+            continue
+        if expr.is_Symbol:
+            raise SorixValueError(f"from_sympy: {str(expr)!r} is not among the symbols "
+                                  f"{list(names)}")
+        missing = [p for p in _parts(expr) if p not in built]
+        if missing:
+            stack.extend(missing)
+            continue
+        stack.pop()
+        built[expr] = _build(expr, built)
+    return built[root]
+
+
+def _build(expr: Any, env: dict[Any, Any]) -> Any:
+    """`expr` as a sorix value, its parts already built (in `env`)."""
     from sorix.tensor import apply
+
+    def build(part: Any) -> Any:
+        return env[part]
 
     if expr in env:
         return env[expr]
@@ -82,7 +112,7 @@ def _build(expr: Any, env: dict[Any, Any], build: Any) -> Any:
         if expr.is_Integer:
             return int(expr)
         if expr in (sp.oo, -sp.oo, sp.zoo, sp.nan):
-            raise SorixError(f"from_sympy: cannot build the constant {expr}")
+            raise SorixValueError(f"from_sympy: cannot build the constant {expr}")
         return float(expr)
     if isinstance(expr, sp.NumberSymbol):
         return float(expr)
@@ -100,4 +130,4 @@ def _build(expr: Any, env: dict[Any, Any], build: Any) -> Any:
     op = _functions().get(type(expr))
     if op is not None:
         return apply(op, build(expr.args[0]))
-    raise SorixError(f"from_sympy: no sorix op for {type(expr).__name__} (in {expr})")
+    raise SorixValueError(f"from_sympy: no sorix op for {type(expr).__name__} (in {expr})")
