@@ -498,32 +498,32 @@ def _graphs() -> dict[str, Any]:
 
 GOLDEN = {
     "elementwise": """\
-def compiled(x, y):
-    v2 = sin(x)  # %2 = sin(%0) : float64[3]
-    v3 = multiply(v2, y)  # %3 = mul(%2, %1) : float64[3]
+def compiled(v0, v1):  # v0: 'x', v1: 'y'
+    v2 = sin(v0)  # %2 = sin(%0) : float64[3]
+    v3 = multiply(v2, v1)  # %3 = mul(%2, %1) : float64[3]
     del v2
     v5 = add(v3, c4)  # %5 = add(%3, %4) : float64[3]
     del v3
     return (v5,)
 """,
     "reduction": """\
-def compiled(x):
-    v1 = _logsumexp(xp, x, (1,), False)  # %1 = logsumexp(%0, axis=(1,), keepdims=False) : float64[2]
-    v2 = x.sum(axis=(1,), keepdims=False)  # %2 = sum(%0, axis=(1,), keepdims=False) : float64[2]
+def compiled(v0):  # v0: 'x'
+    v1 = _logsumexp(xp, v0, (1,), False)  # %1 = logsumexp(%0, axis=(1,), keepdims=False) : float64[2]
+    v2 = v0.sum(axis=(1,), keepdims=False)  # %2 = sum(%0, axis=(1,), keepdims=False) : float64[2]
     v3 = add(v1, v2)  # %3 = add(%1, %2) : float64[2]
     del v1, v2
     return (v3,)
 """,  # noqa: E501
     "matmul": """\
-def compiled(x, w, b):
-    v3 = matmul(x, w)  # %3 = matmul(%0, %1) : float64[2,4]
-    v4 = add(v3, b)  # %4 = add(%3, %2) : float64[2,4]
+def compiled(v0, v1, v2):  # v0: 'x', v1: 'w', v2: 'b'
+    v3 = matmul(v0, v1)  # %3 = matmul(%0, %1) : float64[2,4]
+    v4 = add(v3, v2)  # %4 = add(%3, %2) : float64[2,4]
     del v3
     return (v4,)
 """,
     "getitem": """\
-def compiled(x):
-    v1 = x[k1_index]  # %1 = getitem(%0, index=(('a', (3,), (0, 2, 0)),)) : float64[3]
+def compiled(v0):  # v0: 'x'
+    v1 = v0[k1_0]  # %1 = getitem(%0, index=(('a', (3,), (0, 2, 0)),)) : float64[3]
     v3 = multiply(v1, c2)  # %3 = mul(%1, %2) : float64[3]
     v4 = v3.sum(axis=None, keepdims=False)  # %4 = sum(%3, axis=None, keepdims=False) : float64[]
     del v3
@@ -533,7 +533,7 @@ def compiled(x):
     v8 = multiply(v7, c2)  # %8 = mul(%7, %2) : float64[3]
     v9 = multiply(v7, v1)  # %9 = mul(%7, %1) : float64[3]
     del v1, v7
-    v10 = _scatter_add(xp, v8, k10_index, (3,))  # %10 = scatter_add(%8, index=(('a', (3,), (0, 2, 0)),), shape=(3,)) : float64[3]
+    v10 = _scatter_add(xp, v8, k10_0, (3,))  # %10 = scatter_add(%8, index=(('a', (3,), (0, 2, 0)),), shape=(3,)) : float64[3]
     del v8
     return (v4, v10,)
 """,  # noqa: E501
@@ -548,7 +548,7 @@ GOLDEN_FUSED_KERNEL = """\
     #   const double v2 = exp((double)v1);
     #   const double v3 = v2 - in1;
     #   out0 = v3;
-    v2 = _fused(xp, [x, y], (('sin', (0,), (), 'float64'), """
+    v2 = _fused(xp, [v0, v1], (('sin', (0,), (), 'float64'), """
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
@@ -582,7 +582,7 @@ def test_constants_and_indices_are_placed_on_the_device_once(
     for name in ("c2", "c5"):
         assert isinstance(cupy_ns[name], DeviceArray)
         assert type(numpy_ns[name]) is np.ndarray
-    for name in ("k1_index", "k10_index"):
+    for name in ("k1_0", "k10_0"):
         assert isinstance(cupy_ns[name][0], DeviceArray)
         assert type(numpy_ns[name][0]) is np.ndarray
     assert cupy_ns["xp"] is xp and cupy_ns["_fused"] is run_fused

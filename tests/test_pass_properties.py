@@ -348,6 +348,43 @@ def test_optimize_keeps_values_of_large_arrays(case):
         check(graph, inputs, sorix.optimize)
 
 
+#: Pipelines in any order, with repeats; half of them run plan_memory before another pass
+#: (where a plan that outlived its graph would write into the wrong buffer).
+ORDERS = st.one_of(
+    st.lists(st.sampled_from(PASSES), min_size=1, max_size=6),
+    st.tuples(st.lists(st.sampled_from(PASSES), max_size=2),
+              st.lists(st.sampled_from(PASSES), min_size=1, max_size=3)).map(
+        lambda parts: [*parts[0], plan_memory, *parts[1]]),
+)
+
+
+def _pipeline(order: list) -> object:
+    def run(graph: Graph) -> Graph:
+        return sorix.optimize(graph, order)
+
+    return run
+
+
+@settings(SETTINGS, max_examples=60)
+@given(case=cases(), order=ORDERS)
+def test_random_pass_orders_keep_values(case, order):
+    graph, inputs = case
+    note(f"passes: {[p.__name__ for p in order]}")
+    with small_fusion():
+        check(graph, inputs, _pipeline(order))
+
+
+@settings(SETTINGS, max_examples=40)
+@given(case=cases(width=1024, max_steps=6), order=ORDERS)
+def test_random_pass_orders_keep_values_of_large_arrays(case, order):
+    """Large enough for plan_memory to write into dead buffers: a plan made before a later
+    pass rebuilt the graph must not reach the code generator."""
+    graph, inputs = case
+    note(f"passes: {[p.__name__ for p in order]}")
+    with small_fusion(1000):
+        check(graph, inputs, _pipeline(order))
+
+
 @settings(SETTINGS, max_examples=300)
 @given(case=cases(scalar_output=True, max_steps=6))
 def test_optimize_keeps_the_values_of_gradient_graphs(case):

@@ -3,16 +3,31 @@
 Each node becomes one statement made from its op's lowering template, with the IR line as a
 comment; a value is deleted after its last use so large temporaries are freed early; constants
 and attributes that are not plain literals are bound as module-level names. The source is
-registered with `linecache`, so a traceback through compiled code shows the generated line.
+registered with `linecache`, so a traceback through compiled code shows the generated line; the
+entry lives as long as the generated function (a finalizer removes it), so programs dropped by
+a cache leave nothing behind.
+
+Identifiers are never names from a graph or a user: Python normalizes identifiers (NFKC), so an
+input named 'ｃ2' would become the parameter `c2` and hide the constant `c2`. Every identifier
+follows one scheme, ASCII and unique by construction: `v<id>` for the value of node <id>
+(inputs included), `c<id>` for a constant, `k<id>_<j>` for the j-th attribute of node <id>
+bound at module level, `o<id>` for an output's copy, and the array module's and the kernels'
+own names. Input names appear only in the comment on the `def` line, escaped (`ascii()`), and
+no comment can hold a line break or a control character.
+
+Outputs never share memory with the caller's inputs or with the program's constants: an output
+that is an input, a constant, or reached from one only through ops whose lowering may return a
+view (the `view` flag of the op table) is copied before it is returned. Other outputs are
+fresh arrays already, so the common path copies nothing.
 Backends differ only in the module bound to `xp` (numpy, cupy, or a stand-in) and in three
 optional hooks: `bind` rebinds kernels by name in the program's namespace, `place` puts
 constants and hoisted attribute values where the program computes (device memory for cupy),
 and `annotate` adds comment lines above a node's statement (the cupy backend shows each fused
 kernel's CUDA source there).
 
-    def fn(x, y):
-        v2 = xp.multiply(x, y)  # %2 = mul(%0, %1) : float64[3]
-        v3 = xp.sum(v2, axis=None, keepdims=False)  # %3 = sum(%2, ...) : float64[]
+    def compiled(v0, v1):  # v0: 'x', v1: 'y'
+        v2 = multiply(v0, v1)  # %2 = mul(%0, %1) : float64[3]
+        v3 = v2.sum(axis=None, keepdims=False)  # %3 = sum(%2, axis=None, keepdims=False) : ...
         del v2
         return (v3,)
 """
@@ -24,16 +39,21 @@ import keyword
 import linecache
 import math
 import re
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sorix.errors import SorixError
 from sorix.ir.graph import Graph
 from sorix.ir.kernels import KERNELS
 from sorix.ir.ops import OPS
 from sorix.ir.printing import canonical_names, format_node
 
 _counter = itertools.count()
+
+#: The generated identifiers (see the module docstring); fn_name must not look like one.
+_SCHEME = re.compile(r"[vcko]\d+(_\d+)?")
 
 
 @dataclass
@@ -57,15 +77,30 @@ def _is_literal(value: Any) -> bool:
     return False
 
 
-def _identifier(name: str, taken: set[str]) -> str:
-    base = "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "arg"
-    if base[0].isdigit() or keyword.iskeyword(base) or re.match(r"[vck]\d", base):
-        base = f"a_{base}"
-    candidate, n = base, 1
-    while candidate in taken:
-        candidate, n = f"{base}_{n}", n + 1
-    taken.add(candidate)
-    return candidate
+def comment(text: str) -> str:
+    """`text` made safe to follow `#`: printable ASCII, every other character escaped as
+    `ascii()` escapes it, so no name can end the comment line or hide in it."""
+    return "".join(c if " " <= c <= "~" else ascii(c)[1:-1] for c in text)
+
+
+def _may_alias_caller(graph: Graph, nid: int) -> bool:
+    """Whether node `nid`'s value may share memory with an input or a constant: it is one, or
+    is reached from one only through ops whose lowering may return a view of their argument."""
+    node = graph.nodes[nid]
+    while not node.is_leaf and OPS[node.op].view:
+        node = graph.nodes[node.args[0]]
+    return node.is_leaf
+
+
+def _check_donor(graph: Graph, nid: int, donor: int, dies_here: bool, kept: set[int]) -> None:
+    """Refuse a memory plan that was not made for this graph: writing into a buffer that is
+    still used, or that the caller owns or gets back, would change a value silently."""
+    node, given = graph.nodes[nid], graph.nodes.get(donor)
+    if (given is None or donor not in node.args or not dies_here or donor in kept
+            or given.is_leaf or given.shape != node.shape or given.dtype != node.dtype
+            or not OPS[node.op].ufunc):
+        raise SorixError(f"the memory plan lets %{nid} write into %{donor}, which this graph "
+                         f"does not allow: the plan was made for another graph")
 
 
 _MODULE_CALL = re.compile(r"\bxp\.([A-Za-z_][A-Za-z0-9_]*)\(")
@@ -97,6 +132,10 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
     to every constant and hoisted value; annotate: (node id, node) -> comment lines put above
     the node's statement.
     """
+    if not (fn_name.isascii() and fn_name.isidentifier()) or keyword.iskeyword(fn_name) \
+            or _SCHEME.fullmatch(fn_name):
+        raise SorixError(f"generated function name {fn_name!r} must be a plain ASCII "
+                         f"identifier outside the v/c/k/o<id> scheme")
     namespace: dict[str, Any] = dict(KERNELS)
     if bind:
         namespace.update(bind)
@@ -106,11 +145,7 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
             return value
 
     taken = set(namespace) | {fn_name}
-    names: dict[int, str] = {}
-    params = []
-    for nid in graph.inputs:
-        names[nid] = _identifier(graph.nodes[nid].params["name"], taken)
-        params.append(names[nid])
+    names = {nid: f"v{nid}" for nid in graph.inputs}
     ir_names = canonical_names(graph)
     order = graph.order()
     last_use: dict[int, int] = {}
@@ -118,7 +153,7 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
         for arg in graph.nodes[nid].args:
             last_use[arg] = position
     keep = set(graph.outputs) | set(graph.inputs)
-    memory_plan = graph.meta.get("memory_plan", {})
+    donors: Mapping[int, int] = graph.memory_plan.donors if graph.memory_plan else {}
     body: list[str] = []
     for position, nid in enumerate(order):
         node = graph.nodes[nid]
@@ -130,35 +165,48 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
             continue
         attr_sources = {}
         runtime = OPS[node.op].runtime
-        for key, value in node.attrs:
+        for j, (key, value) in enumerate(node.attrs):
             if key in runtime:  # converted once, here, rather than on every call
-                hoisted = f"k{nid}_{key}"
-                namespace[hoisted] = place(runtime[key](value))
-                attr_sources[key] = hoisted
+                value = runtime[key](value)
             elif _is_literal(value):
-                attr_sources[key] = repr(value)
-            else:
-                hoisted = f"k{nid}_{key}"
-                namespace[hoisted] = place(value)
-                attr_sources[key] = hoisted
+                attr_sources[key] = ascii(value)  # repr, with non-ASCII text escaped
+                continue
+            attr_sources[key] = f"k{nid}_{j}"
+            namespace[attr_sources[key]] = place(value)
         names[nid] = f"v{nid}"
         expr = _prebind(OPS[node.op].lower([names[a] for a in node.args], attr_sources),
                         xp, namespace, taken)
-        donor = memory_plan.get(nid)
+        donor = donors.get(nid)
         if donor is not None:  # a ufunc call (see sorix.passes.memory): write into the donor
+            _check_donor(graph, nid, donor, last_use.get(donor) == position, keep)
             expr = f"{expr[:-1]}, out={names[donor]})"
         if annotate is not None:
-            body.extend(f"    # {line}".rstrip() for line in annotate(nid, node))
-        body.append(f"    {names[nid]} = {expr}  # {ir_names[nid]} = "
-                    f"{format_node(node, ir_names)}")
+            body.extend(f"    # {comment(line)}".rstrip() for line in annotate(nid, node))
+        body.append(f"    {names[nid]} = {expr}  # "
+                    f"{comment(f'{ir_names[nid]} = {format_node(node, ir_names)}')}")
         dead = sorted({a for a in node.args if last_use.get(a) == position and a not in keep
                        and not graph.nodes[a].is_constant})
         if dead:
             body.append(f"    del {', '.join(names[a] for a in dead)}")
-    outputs = ", ".join(names[o] for o in graph.outputs)
-    source = "\n".join([f"def {fn_name}({', '.join(params)}):", *body,
-                        f"    return ({outputs}{',' if outputs else ''})", ""])
+    results = []
+    for nid in graph.outputs:
+        if _may_alias_caller(graph, nid) and names[nid] != f"o{nid}":
+            body.append(f"    o{nid} = {names[nid]}.copy()  # {ir_names[nid]} may share "
+                        f"memory with an input or a constant: the caller gets a copy")
+            names[nid] = f"o{nid}"
+        results.append(names[nid])
+    params = ", ".join(f"v{nid}" for nid in graph.inputs)
+    header = f"def {fn_name}({params}):"
+    if graph.inputs:
+        header += "  # " + comment(", ".join(
+            f"v{nid}: {ascii(graph.nodes[nid].params['name'])}" for nid in graph.inputs))
+    outputs = ", ".join(results)
+    source = "\n".join([header, *body, f"    return ({outputs}{',' if outputs else ''})", ""])
     filename = f"<sorix-generated-{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 (source we generated)
-    return Program(source, namespace[fn_name], namespace, filename)
+    # Taken out of its own namespace, the function is in no reference cycle: dropping the
+    # program frees it, and its finalizer frees the linecache entry, without waiting for gc.
+    fn = namespace.pop(fn_name)
+    weakref.finalize(fn, linecache.cache.pop, filename, None)
+    return Program(source, fn, namespace, filename)

@@ -8,19 +8,29 @@ Invariants:
 - Node ids increase along every edge, so sorted ids are a topological order; `Graph.verify`
   checks this, and acyclicity follows from it.
 - Inputs and outputs are ordered lists of ids; inputs are `input` nodes named by an attribute.
+- What passes decided about a graph (`PassResults`: changes, a memory plan, reports) is frozen
+  data attached to that one Graph object. `Graph(...)` starts with none, so a decision can never
+  outlive the graph it was made for: a pass that rebuilds a graph gets a graph without them.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
 
 from sorix.errors import SorixError
 from sorix.ir.ops import OPS
+
+if TYPE_CHECKING:
+    from sorix.passes.manager import PassReport
+    from sorix.passes.memory import MemoryPlan
+    from sorix.passes.rebuild import Change
+    from sorix.tensor import Tensor
 
 Attrs = tuple[tuple[str, Any], ...]
 
@@ -122,6 +132,20 @@ class GraphBuilder:
         return Graph(self.nodes, self.inputs, list(outputs))
 
 
+@dataclass(frozen=True)
+class PassResults:
+    """What passes decided about one graph, attached to that graph only (`Graph.results`).
+
+    changes: what the pass that returned the graph did (the pass manager files them in its
+    report); memory_plan: the buffers plan_memory lets this graph's nodes write into, which
+    the code generator lowers as `out=`; report: one `PassReport` per pass `optimize` ran.
+    """
+
+    changes: tuple[Change, ...] = ()
+    memory_plan: MemoryPlan | None = None
+    report: tuple[PassReport, ...] | None = None
+
+
 class Graph:
     """A computation: node records held in a networkx DiGraph, ordered inputs and outputs."""
 
@@ -138,7 +162,33 @@ class Graph:
         self.nodes: Mapping[int, Node] = dict(nodes)
         self.inputs = list(inputs)
         self.outputs = list(outputs)
-        self.meta: dict[str, Any] = {}
+        self.results = PassResults()
+        #: For a graph made by `from_tensors`: the tensors behind its inputs, in order.
+        self.input_tensors: tuple[Tensor, ...] = ()
+
+    def with_results(self, **results: Any) -> Graph:
+        """This graph with exactly these `PassResults` fields set (the others empty).
+
+        The node records and the networkx graph are shared, not copied: both are never
+        mutated, and the results describe exactly these nodes. How a pass attaches what it
+        decided (`plan_memory` returns `graph.with_results(memory_plan=..., changes=...)`)."""
+        graph = copy.copy(self)
+        graph.inputs, graph.outputs = list(self.inputs), list(self.outputs)
+        graph.results = PassResults(**results)
+        return graph
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        return self.results.changes
+
+    @property
+    def memory_plan(self) -> MemoryPlan | None:
+        return self.results.memory_plan
+
+    @property
+    def report(self) -> tuple[PassReport, ...] | None:
+        """The per-pass reports of the `optimize` run that returned this graph (else None)."""
+        return self.results.report
 
     # reading ---------------------------------------------------------------------------------
 
@@ -239,8 +289,9 @@ class Graph:
     def from_tensors(cls, outputs: Any) -> Graph:
         """The graph an eager computation recorded, from its output tensor(s) back to leaves.
 
-        Leaves that require grad become inputs (named by recording order); other leaves become
-        constants holding their current values.
+        Leaves that require grad become inputs (named by recording order), and the graph's
+        `input_tensors` are those tensors; other leaves become constants holding their current
+        values.
         """
         from sorix.device import to_host
         from sorix.tensor import Tensor
@@ -274,5 +325,5 @@ class Graph:
             ids[id(t)] = builder.add(op.name, (ids[id(p)] for p in t._prev),
                                      freeze_attrs(params), t.shape, t.dtype.name)
         graph = builder.build(ids[id(t)] for t in outs)
-        graph.meta["input_tensors"] = leaves  # the tensors behind the inputs, in order
+        graph.input_tensors = tuple(leaves)
         return graph

@@ -55,6 +55,10 @@ class Op:
     commutative: bool = False
     pure: bool = True
     internal: bool = False  # made only by passes (fused kernels), never by the front end
+    #: The lowering may return a view of (or the very array of) its first argument, so writing
+    #: into the result may write into the argument (read by the code generator, which copies
+    #: outputs that may alias the caller's inputs, and by the eager front end's version checks).
+    view: bool = False
     #: One element in CUDA C, for fused GPU kernels (sorix.backends.cupy_backend): {0} {1} are
     #: the arguments (plain names, so a spelling may repeat them), attributes by name as C
     #: literals, {T} the result's C type and {F} the floating type computed in (T, or double).
@@ -339,6 +343,7 @@ _register(
     Op("astype", 1, "_cast(xp, {0}, {dtype})", shapes.same, shapes.numpy_dtype("astype"),
        attrs=("dtype",),
        elementwise=True, symbol="astype", rule="identity rule", cuda="({T}){0}",
+       view=True,  # _cast returns its argument itself when the dtype is already right
        vjp=lambda g, out, a, dtype: (g,), sympy=lambda a, dtype: a,
        text="d cast(a) = da", latex=r"d\,\mathrm{cast}(a) = da"),
 )
@@ -478,20 +483,20 @@ _register(
        symbol="@", rule="matrix product rule", text="d(A @ B) = dA @ B + A @ dB",
        latex=r"d(AB) = dA\,B + A\,dB"),
     Op("reshape", 1, "xp.reshape({0}, {shape})", shapes.reshape, shapes.first,
-       attrs=("shape",), symbol="reshape", rule="reshape rule",
+       attrs=("shape",), symbol="reshape", rule="reshape rule", view=True,
        vjp=lambda g, out, a, shape: (g.reshape(a.shape),),
        text="d reshape(a) = reshape(da)", latex=r"d\,\mathrm{reshape}(a) = \mathrm{reshape}(da)"),
     Op("transpose", 1, "xp.transpose({0}, {axes})", shapes.transpose, shapes.first,
-       attrs=("axes",), symbol="transpose", rule="transpose rule",
+       attrs=("axes",), symbol="transpose", rule="transpose rule", view=True,
        vjp=lambda g, out, a, axes: (call("transpose", g, axes=tuple(np.argsort(axes).tolist())),),
        text="d a^T = (da)^T", latex=r"d\,a^{T} = (da)^{T}"),
     Op("broadcast_to", 1, "_broadcast_to(xp, {0}, {shape})", shapes.broadcast_to, shapes.first,
-       attrs=("shape",), symbol="broadcast_to", rule="broadcast rule",
+       attrs=("shape",), symbol="broadcast_to", rule="broadcast rule", view=True,  # when large
        vjp=lambda g, out, a, shape: (g,),  # summing back to a's shape is the central un-broadcast
        text="d broadcast(a) = broadcast(da)", latex=r"d\,\mathrm{bcast}(a) = \mathrm{bcast}(da)"),
     Op("getitem", 1, "{0}[{index}]", shapes.indexed, shapes.first, attrs=("index",),
        runtime={"index": KERNELS["_index"]},
-       symbol="getitem", rule="indexing rule",
+       symbol="getitem", rule="indexing rule", view=True,  # basic indices
        vjp=lambda g, out, a, index: (call("scatter_add", g, index=index, shape=a.shape),),
        text="d a[i] = da[i]", latex=r"d\,a_{[i]} = da_{[i]}"),
     Op("scatter_add", 1, "_scatter_add(xp, {0}, {index}, {shape})",

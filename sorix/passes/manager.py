@@ -3,7 +3,11 @@
 `DEFAULT_PIPELINE` names every pass in the order they run; a `Fixpoint` repeats its
 passes while they keep shrinking the graph. `optimize` verifies the graph after every pass
 (naming the pass that broke an invariant), and attaches a report - data, not text - to the result as
-`graph.meta["report"]`: one `PassReport` per pass run, with node counts, time and changes.
+`graph.report`: one `PassReport` per pass run, with node counts, time and changes.
+
+A pass hands its changes over on the graph it returns (`graph.changes`); a pass that returns
+its input unchanged changed nothing. The result of `optimize` keeps the last pass's memory plan
+(made for exactly its nodes) and nothing else any pass attached.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sorix.errors import SorixError
 from sorix.ir.graph import Graph
@@ -41,13 +45,15 @@ DEFAULT_PIPELINE: tuple[Pass | Fixpoint, ...] = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class PassReport:
+    """One pass run: its name, node counts before and after, its time and what it changed."""
+
     name: str
     nodes_before: int
     nodes_after: int
     seconds: float
-    changes: list[Change] = field(default_factory=list)
+    changes: tuple[Change, ...] = ()
 
     def __str__(self) -> str:
         return (f"{self.name}: {self.nodes_before} -> {self.nodes_after} nodes, "
@@ -55,11 +61,9 @@ class PassReport:
 
 
 def optimize(graph: Graph, passes: Sequence[Pass | Fixpoint] | None = None) -> Graph:
-    """Run `passes` (default: DEFAULT_PIPELINE); the per-pass report is in meta["report"]."""
+    """Run `passes` (default: DEFAULT_PIPELINE); the per-pass report is `result.report`."""
     pipeline = DEFAULT_PIPELINE if passes is None else tuple(passes)
     reports: list[PassReport] = []
-    original, graph = graph, Graph(graph.nodes, graph.inputs, graph.outputs)
-    graph.meta = dict(original.meta)  # a copy: optimize never touches its input
     for step in pipeline:
         if isinstance(step, Fixpoint):
             for _ in range(step.max_rounds):
@@ -70,7 +74,7 @@ def optimize(graph: Graph, passes: Sequence[Pass | Fixpoint] | None = None) -> G
                     break
         else:
             graph = _run(step, graph, reports)
-    graph.meta["report"] = reports
+    graph = graph.with_results(memory_plan=graph.memory_plan, report=tuple(reports))
     _dump(graph)
     return graph
 
@@ -85,7 +89,7 @@ def _run(run: Pass, graph: Graph, reports: list[PassReport]) -> Graph:
         result.verify()
     except SorixError as error:
         raise SorixError(f"pass {run.__name__} produced an invalid graph: {error}") from error
-    changes = result.meta.pop("changes", [])
+    changes = () if result is graph else result.changes
     reports.append(PassReport(run.__name__, before, len(result), elapsed, changes))
     level = debug_level()
     if level >= 1:

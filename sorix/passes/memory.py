@@ -1,8 +1,10 @@
 """plan_memory: let an elementwise ufunc write into the buffer of an argument that dies there.
 
-The plan is data on the graph, `graph.meta["memory_plan"] = {node: donor}`, which the code
-generator lowers as `out=`: `v7 = add(v5, v6, out=v5)`. Nothing else about the graph changes,
-so this runs last. A donor must be safe to overwrite:
+The plan is a `MemoryPlan` attached to the graph this pass returns (`graph.memory_plan`,
+donors `{node: donor}`), which the code generator lowers as `out=`: `v7 = add(v5, v6, out=v5)`.
+Nothing else about the graph changes. The plan describes exactly these nodes, so it lives on
+this one graph: a later pass that rebuilds the graph returns a graph without a plan (buffers are
+then allocated as usual), which is why this pass runs last. A donor must be safe to overwrite:
 - it is an argument of the node and has no later use;
 - it is neither an input nor an output nor a constant (never touch what the caller owns or gets);
 - it was made by an elementwise ufunc (a fresh array, not a view of something else) and every
@@ -11,13 +13,16 @@ so this runs last. A donor must be safe to overwrite:
   is cheap and numpy may hand back scalars rather than arrays).
 
     %2 = exp(%0) : float64[4096]              same graph, with
-    %3 = add(%2, %1) : float64[4096]   ->     meta["memory_plan"] == {%3: %2}
+    %3 = add(%2, %1) : float64[4096]   ->     memory_plan.donors == {%3: %2}
     return (%3)                               (lowered as add(v2, y, out=v2))
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from sorix.ir.graph import Graph
 from sorix.ir.ops import OPS
@@ -26,6 +31,16 @@ from sorix.passes.rebuild import Change
 
 #: Values smaller than this are left to the allocator.
 MIN_ELEMENTS = 1024
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """node id -> the id of the dead argument whose buffer that node's ufunc writes into."""
+
+    donors: Mapping[int, int]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "donors", MappingProxyType(dict(self.donors)))
 
 
 def _writes_fresh(graph: Graph, nid: int) -> bool:
@@ -63,8 +78,4 @@ def plan_memory(graph: Graph) -> Graph:
                                   rule="reuse the buffer of a dead argument",
                                   into=f"out={names[arg]}"))
             break
-    result = Graph(graph.nodes, graph.inputs, graph.outputs)
-    result.meta = {k: v for k, v in graph.meta.items() if k != "changes"}
-    result.meta["memory_plan"] = plan
-    result.meta["changes"] = changes
-    return result
+    return graph.with_results(memory_plan=MemoryPlan(plan), changes=tuple(changes))

@@ -2,7 +2,9 @@
 
 A pass walks the old graph in topological order and decides, for each node, which node of the
 new graph stands for it (`mapping`). `Rebuild` keeps that mapping and the report of what
-changed, so each pass only states its decision.
+changed, so each pass only states its decision. The new graph carries that pass's changes and
+nothing else the old graph had been told (no memory plan, no report): they described the old
+nodes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from sorix.ir.graph import Graph, GraphBuilder, Node
 
 
-@dataclass
+@dataclass(frozen=True)
 class Change:
     """One thing a pass did: `kind` is 'removed', 'merged', 'folded' or 'rewritten'."""
 
@@ -77,7 +79,5 @@ class Rebuild:
             if nid in live:
                 live.update(self.builder.nodes[nid].args)
         nodes = {nid: n for nid, n in self.builder.nodes.items() if nid in live}
-        graph = Graph(nodes, self.builder.inputs, outputs)
-        graph.meta = {k: v for k, v in self.old.meta.items() if k != "changes"}
-        graph.meta["changes"] = self.changes  # read (and removed) by the pass manager
-        return graph
+        return Graph(nodes, self.builder.inputs, outputs).with_results(
+            changes=tuple(self.changes))

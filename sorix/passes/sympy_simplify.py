@@ -52,7 +52,7 @@ def simplify_with_sympy(graph: Graph) -> Graph:
         return graph
     if len(candidate) >= len(graph):
         return graph
-    candidate.meta = {"changes": [Change(
+    # the inner optimize's report describes a run inside this pass: only this pass's change
+    return candidate.with_results(changes=(Change(
         "rewritten", f"the whole graph ({len(graph)} nodes)", rule="expanded by SymPy",
-        into=f"{len(candidate)} nodes")]}
-    return candidate
+        into=f"{len(candidate)} nodes"),))
