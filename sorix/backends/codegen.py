@@ -92,6 +92,15 @@ def _may_alias_caller(graph: Graph, nid: int) -> bool:
     return node.is_leaf
 
 
+def _header(graph: Graph, fn_name: str) -> str:
+    """The `def` line: generated parameter names, and the inputs' own names in a comment."""
+    header = f"def {fn_name}({', '.join(f'v{nid}' for nid in graph.inputs)}):"
+    if graph.inputs:
+        header += "  # " + comment(", ".join(
+            f"v{nid}: {ascii(graph.nodes[nid].params['name'])}" for nid in graph.inputs))
+    return header
+
+
 def _check_donor(graph: Graph, nid: int, donor: int, dies_here: bool, kept: set[int]) -> None:
     """Refuse a memory plan that was not made for this graph: writing into a buffer that is
     still used, or that the caller owns or gets back, would change a value silently."""
@@ -188,20 +197,12 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
                        and not graph.nodes[a].is_constant})
         if dead:
             body.append(f"    del {', '.join(names[a] for a in dead)}")
-    results = []
-    for nid in graph.outputs:
-        if _may_alias_caller(graph, nid) and names[nid] != f"o{nid}":
-            body.append(f"    o{nid} = {names[nid]}.copy()  # {ir_names[nid]} may share "
-                        f"memory with an input or a constant: the caller gets a copy")
-            names[nid] = f"o{nid}"
-        results.append(names[nid])
-    params = ", ".join(f"v{nid}" for nid in graph.inputs)
-    header = f"def {fn_name}({params}):"
-    if graph.inputs:
-        header += "  # " + comment(", ".join(
-            f"v{nid}: {ascii(graph.nodes[nid].params['name'])}" for nid in graph.inputs))
-    outputs = ", ".join(results)
-    source = "\n".join([header, *body, f"    return ({outputs}{',' if outputs else ''})", ""])
+    copied = sorted({nid for nid in graph.outputs if _may_alias_caller(graph, nid)})
+    body.extend(f"    o{nid} = {names[nid]}.copy()  # {ir_names[nid]} may share memory with "
+                f"an input or a constant: the caller gets a copy" for nid in copied)
+    outputs = ", ".join(f"o{nid}" if nid in copied else names[nid] for nid in graph.outputs)
+    source = "\n".join([_header(graph, fn_name), *body,
+                        f"    return ({outputs}{',' if outputs else ''})", ""])
     filename = f"<sorix-generated-{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 (source we generated)
