@@ -18,10 +18,12 @@ import pytest
 from op_samples import SAMPLES
 
 import sorix
+import sorix.passes.fuse as fuse_module
 from sorix.backends.codegen import generate
 from sorix.backends.interpreter import interpret
 from sorix.ir.graph import Graph, GraphBuilder, freeze_attrs
 from sorix.ir.ops import OPS
+from sorix.passes.fuse import fuse
 
 #: Every identifier generated code may bind or read: the scheme of sorix.backends.codegen, the
 #: function's name, the array module, sorix's kernels and the array module's own names.
@@ -171,6 +173,20 @@ def test_outputs_that_are_constants_are_copies():
     for out in compiled(x):
         out += 100
     np.testing.assert_array_equal(compiled(x)[0], [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("size", [8, 100_000])  # one call, and chunks on threads
+def test_fused_kernels_never_hand_back_their_arguments(size, monkeypatch):
+    monkeypatch.setattr(fuse_module, "FUSE_MIN_SIZE", 1)
+    b = GraphBuilder()
+    x = b.input("x", (size,), "float64")
+    same = b.add("astype", [x], freeze_attrs({"dtype": "float64"}), (size,), "float64")
+    graph = fuse(b.build([same, b.add("sin", [same], (), (size,), "float64")]))
+    assert "fused" in graph.op_counts()
+    a = np.linspace(0.0, 1.0, size)
+    out = sorix.compile(graph)(a)
+    assert not any(np.shares_memory(o, a) for o in out)
+    np.testing.assert_array_equal(out[1], np.sin(a))
 
 
 def test_the_common_path_copies_nothing():

@@ -5,7 +5,9 @@ Graphs are drawn over 2-3 inputs of mutually broadcastable shapes ((), (n,), (2,
 with constants such as 0, 1, -1, 2, inf and NaN; input values include NaN, +-inf and zeros of
 both signs. For each graph the reference is `interpret(original)`; the optimized graph must
 agree with it (same shapes and dtypes, NaN and +-inf in the same places, finite values to
-rtol 1e-9), and the generated code must agree with `interpret(optimized)` exactly.
+rtol 1e-9), and the generated code must agree with `interpret(optimized)` exactly. Pipelines
+are the default one, each pass alone, and random orders of the passes with repeats (plan_memory
+anywhere: a memory plan must never reach a graph that a later pass rebuilt).
 
 Some simplify rules change values on purpose or by rounding: the stabilizing rewrites
 (`log(exp(x)) -> x`, log1p, logsumexp, softmax, ...) are more accurate than what they replace,

@@ -4,6 +4,9 @@ A `fused` node carries its cluster as plain data (see `sorix.passes.fuse`). Here
 lowered once, through the one code generator, to a function of chunk-sized arrays, and run
 over the cluster in chunks of `CHUNK` elements on a thread pool. (This is the CPU's kernel: the
 cupy backend runs a cluster as one CUDA kernel instead, see `sorix.backends.cupy_backend`.)
+A kernel's results never share memory with its arguments (the generated body copies a result
+that could, like every generated program), which is why `fused` and `unpack` are not `view`
+ops in the op table.
 
 Why chunks on threads, by measurement (W2's forward, 1e6 float64, this 2-core machine, one
 run): numpy op by op 32 ms; the same code over 65,536-element chunks on one thread 14.6 ms

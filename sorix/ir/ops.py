@@ -523,7 +523,8 @@ _register(
     # A fused elementwise cluster (built by `sorix.passes.fuse`, never by the front end). Its
     # value is a tuple of arrays, one per result; `unpack` takes them out. `body` lists the
     # cluster's nodes as (op, argument refs, attrs, dtype): a ref below the number of inputs
-    # names an input, above it an earlier body entry.
+    # names an input, above it an earlier body entry. Neither is a `view` op: a kernel's
+    # results are arrays of its own (see `sorix.backends.fused`).
     Op("fused", None, "_fused(xp, [{args}], {body}, {results}, {shape}, {dtypes})",
        lambda *shapes_, body, results, shape, dtypes: tuple(shape),
        lambda *dtypes_, body, results, shape, dtypes: "tuple",
