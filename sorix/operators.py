@@ -314,13 +314,15 @@ def op_error(op: Any, operands: tuple[Any, ...], attrs: dict[str, Any],
         cls: type[SorixError] = type(error)
         message = str(error)
     else:
-        try:
-            op.shape(*[t.shape for t in operands], **attrs)
-            message = f"{type(error).__name__}: {error}"
-        except SorixError as shape_error:
-            message = str(shape_error)
+        # numpy's complaint, unless the op's own rules say what is wrong in sorix's words
         cls = (DTypeError if isinstance(error, TypeError)
                else ShapeError if isinstance(error, (ValueError, IndexError)) else SorixValueError)
+        message = f"{type(error).__name__}: {error}"
+        try:
+            op.shape(*[t.shape for t in operands], **attrs)
+            op.dtype(*[t.dtype.name for t in operands], **attrs)
+        except SorixError as rule_error:
+            cls, message = type(rule_error), str(rule_error)
     if " (at " in message:  # already points at the user's line
         return cls(f"{op.name}({kinds}): {message}")
     return cls(at_user_line(f"{op.name}({kinds}): {message}"))
