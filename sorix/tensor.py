@@ -454,7 +454,7 @@ def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
             value = np.asarray(value)
         out = _new_tensor(Tensor)
         out.data = value
-    if builder is None and getattr(op, "view", False):  # the result may share memory
+    if op.view and builder is None:  # the result may share the operand's memory
         _share_memory(out, operands[0])
     if _grad_state.enabled and op.vjp is not None:
         for t in operands:
