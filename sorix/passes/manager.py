@@ -6,8 +6,9 @@ passes while they keep shrinking the graph. `optimize` verifies the graph after 
 `graph.report`: one `PassReport` per pass run, with node counts, time and changes.
 
 A pass hands its changes over on the graph it returns (`graph.changes`); a pass that returns
-its input unchanged changed nothing. The result of `optimize` keeps the last pass's memory plan
-(made for exactly its nodes) and nothing else any pass attached.
+its input unchanged changed nothing. The result of `optimize` is the graph the last pass
+returned, keeping its memory plan (made for exactly those nodes, if any pass made one there),
+with the report attached; nothing else any pass decided is carried.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from sorix.errors import SorixError
 from sorix.ir.graph import Graph, Node, freeze_attrs
 from sorix.ir.ops import OPS
 from sorix.ir.printing import canonical_names, format_node
@@ -517,7 +518,10 @@ def _simplify(graph: Graph, table: dict[str, tuple[Rule, ...]]) -> Graph:
         for rule in rules:
             view = Node(node.op, tuple(rebuild.mapping[a] for a in node.args), node.attrs,
                         node.shape, node.dtype)
-            new = rule(rebuild, view)
+            try:
+                new = rule(rebuild, view)
+            except SorixError:  # the op table refuses the rewrite (an integer to a power < 0)
+                new = None  # what the rule built is unused, and `finish` drops it
             if new is not None and not _fits(rebuild, new, node):
                 new = None  # a rule may never change a shape or a dtype
             if new is not None:
