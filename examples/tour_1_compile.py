@@ -23,7 +23,7 @@ print(f"traced {value_and_grad.trace_count} time(s)")
 
 graph = value_and_grad.graph(w, b, x, y)
 print(f"optimized gradient graph: {len(graph)} nodes")
-for report in graph.meta["report"][:4]:
+for report in graph.report[:4]:
     print(" ", report)
 print(value_and_grad.source(w, b, x, y).splitlines()[0])
 

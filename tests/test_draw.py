@@ -42,7 +42,7 @@ def test_large_graphs_collapse_repeated_chains():
 def test_draw_pass_highlights_what_the_pass_changed():
     graph = sorix.trace(lambda x: sorix.sin(x) * sorix.sin(x), np.ones(2))
     optimized = sorix.optimize(graph, passes=[eliminate_common_subexpressions])
-    report = optimized.meta["report"][0]
+    report = optimized.report[0]
     source = sorix.draw_pass(report, graph).source
     assert "#E59866" in source  # the merged sin
     assert "eliminate_common_subexpressions" in source

@@ -20,7 +20,7 @@ def test_tour_1_compile():
     out = run_example("tour_1_compile.py")
     losses = [float(line.split()[-1]) for line in out.splitlines() if line.startswith("step")]
     assert len(losses) == 3 and losses[0] > losses[1] > losses[2]
-    assert "traced 1 time(s)" in out and "def compiled(w, b, x, y):" in out
+    assert "traced 1 time(s)" in out and "# v0: 'w', v1: 'b', v2: 'x', v3: 'y'" in out
     assert "[ 0., 12.]]" in out
 
 

@@ -87,7 +87,7 @@ _CHANGE_COLORS = {"removed": "#F1948A", "merged": "#E59866", "rewritten": "#85C1
 def draw_pass(report: object, before: Graph) -> Digraph:
     """The graph a pass received, its changed nodes coloured by what happened to them.
 
-    `report` is one of the `PassReport`s in `optimize`'s `graph.meta["report"]`; `before` is
+    `report` is one of the `PassReport`s in `optimize`'s `graph.report`; `before` is
     the graph that pass received. Red: removed, dark orange: merged, blue: rewritten, purple:
     folded.
     """

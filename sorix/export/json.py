@@ -20,7 +20,7 @@ the IR holds but JSON lacks are written explicitly and decode back to exactly wh
 - a fused body entry is `[op, refs, {attrs}, dtype]`;
 - a constant's value is `{"dtype": ..., "shape": [...], "data": [flat, C order]}`.
 
-`graph.meta` (pass reports, the memory plan) is derived data and is not written.
+`graph.results` (pass reports, the memory plan) is derived data and is not written.
 
 Loading is data only and strict: `from_json` parses with the json module (duplicate keys,
 NaN literals and numbers that overflow refused), checks the document's structure, decodes each
