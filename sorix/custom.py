@@ -36,8 +36,9 @@ def custom_op(name: str | None = None, *, vjp: Callable[..., tuple[Any, ...]] | 
 
     def register(forward: Callable[..., Any]) -> Callable[..., Any]:
         op_name = name or forward.__name__
-        if not op_name.isidentifier():
-            raise SorixValueError(f"custom op name {op_name!r} must be a Python identifier")
+        if not (op_name.isidentifier() and op_name.isascii()):
+            raise SorixValueError(f"custom op name {op_name!r} must be an ASCII Python "
+                                  f"identifier (it names a kernel in generated code)")
         if op_name in OPS and f"_custom_{op_name}" not in KERNELS:
             raise SorixValueError(f"op {op_name!r} is built in; give the custom op another name")
         params = list(inspect.signature(forward).parameters.values())
@@ -45,13 +46,18 @@ def custom_op(name: str | None = None, *, vjp: Callable[..., tuple[Any, ...]] | 
                                                           p.POSITIONAL_OR_KEYWORD)
                       and p.default is p.empty]
         attrs = tuple(p.name for p in params[1:] if p.kind == p.KEYWORD_ONLY)
+        for attr in attrs:
+            if not attr.isascii():
+                raise SorixValueError(f"custom op {op_name!r}: attribute name {attr!r} must be "
+                                      f"ASCII (it is a keyword in generated code)")
         KERNELS[f"_custom_{op_name}"] = forward
         OPS[op_name] = Op(
             op_name, len(positional), _source(op_name, len(positional), attrs),
             shape or (lambda *s, **_: shapes.broadcast(*s)),
             dtype or (lambda first, *_, **__: first),
             vjp=vjp, sympy=sympy, rule=rule, text=text, latex=latex, symbol=op_name,
-            attrs=attrs, elementwise=elementwise)
+            attrs=attrs, elementwise=elementwise,
+            view=True)  # user code may return its argument or a view: outputs get copied
 
         def apply_op(*args: Any, **attrs_: Any) -> Any:
             from sorix.functional import _apply

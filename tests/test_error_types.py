@@ -108,3 +108,29 @@ def test_an_array_of_a_dtype_sorix_lacks_is_a_dtype_error_not_a_key_error() -> N
     with pytest.raises(DTypeError, match="complex128") as info:
         _dtype_of_array(np.zeros(2, dtype=complex))
     assert isinstance(info.value, TypeError)
+
+
+def test_sorix_never_raises_its_base_class_bare():
+    import ast
+    import pathlib
+
+    package = pathlib.Path(sorix.__file__).parent
+    bare = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "SorixError"):
+                bare.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert bare == []
+
+
+def test_every_error_class_is_also_a_standard_exception():
+    import inspect
+
+    import sorix.errors
+
+    classes = [c for _, c in inspect.getmembers(sorix.errors, inspect.isclass)
+               if issubclass(c, sorix.SorixError) and c is not sorix.SorixError]
+    assert len(classes) >= 9
+    for cls in classes:
+        assert issubclass(cls, (TypeError, ValueError, RuntimeError)), cls

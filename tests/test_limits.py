@@ -97,3 +97,15 @@ def test_limits_are_a_frozen_dataclass() -> None:
 def test_compile_refuses_the_bomb() -> None:
     with pytest.raises(GraphFormatError, match="array_elements"):
         sorix.compile(_bomb())
+
+
+def test_both_loaders_take_limits_as_the_module_functions_do():
+    from sorix.ir.parse import parse_graph
+
+    graph = sorix.trace(lambda x: sorix.exp(sorix.broadcast_to(x, (2**29,))), np.float64(1.0))
+    with pytest.raises(sorix.GraphFormatError, match="array_elements"):
+        sorix.ir.Graph.from_json(graph.to_json())
+    with pytest.raises(sorix.GraphFormatError, match="array_elements"):
+        parse_graph(str(graph))
+    assert len(sorix.ir.Graph.from_json(graph.to_json(), limits=None)) == len(graph)
+    assert len(parse_graph(str(graph), limits=None)) == len(graph)

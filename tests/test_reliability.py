@@ -289,3 +289,19 @@ def test_a_custom_rule_written_with_sorix_functions_runs_in_the_grad_pass():
         np.testing.assert_allclose(t.grad.numpy(), np.cos(x))
     finally:
         sorix.remove_custom_op("sine_for_test")
+
+
+def test_a_custom_op_returning_its_argument_never_aliases_the_callers_array():
+    @sorix.custom_op(vjp=lambda g, out, a: (g,), name="same_for_test")
+    def same(xp, a):
+        return a
+
+    try:
+        a = np.arange(3.0)
+        out = sorix.jit(lambda v: same(v))(a)
+        out.add_(100)
+        assert a.tolist() == [0.0, 1.0, 2.0]
+        with pytest.raises(sorix.SorixValueError, match="ASCII"):
+            sorix.custom_op(name="ｃube")(lambda xp, a: a)
+    finally:
+        sorix.remove_custom_op("same_for_test")

@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sorix.errors import SorixError
+from sorix.errors import GraphFormatError, SorixValueError
 from sorix.ir.graph import Graph
 from sorix.ir.kernels import KERNELS
 from sorix.ir.ops import OPS
@@ -108,7 +108,7 @@ def _check_donor(graph: Graph, nid: int, donor: int, dies_here: bool, kept: set[
     if (given is None or donor not in node.args or not dies_here or donor in kept
             or given.is_leaf or given.shape != node.shape or given.dtype != node.dtype
             or not OPS[node.op].ufunc):
-        raise SorixError(f"the memory plan lets %{nid} write into %{donor}, which this graph "
+        raise GraphFormatError(f"the memory plan lets %{nid} write into %{donor}, which this graph "
                          f"does not allow: the plan was made for another graph")
 
 
@@ -143,7 +143,7 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
     """
     if not (fn_name.isascii() and fn_name.isidentifier()) or keyword.iskeyword(fn_name) \
             or _SCHEME.fullmatch(fn_name):
-        raise SorixError(f"generated function name {fn_name!r} must be a plain ASCII "
+        raise SorixValueError(f"generated function name {fn_name!r} must be a plain ASCII "
                          f"identifier outside the v/c/k/o<id> scheme")
     namespace: dict[str, Any] = dict(KERNELS)
     if bind:

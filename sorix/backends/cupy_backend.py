@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from sorix.backends.codegen import Program, generate
-from sorix.errors import SorixError
+from sorix.errors import SorixValueError
 from sorix.ir.graph import Graph
 from sorix.ir.ops import OPS
 
@@ -167,8 +167,8 @@ def kernel_source(body: tuple, in_dtypes: tuple[str, ...], results: tuple[int, .
     for j, (op_name, refs, attrs, dtype) in enumerate(body):
         op = OPS[op_name]
         if not op.cuda:
-            raise SorixError(f"op {op_name!r} has no CUDA spelling (the `cuda` field of its op "
-                             f"table entry), so it cannot run in a fused GPU kernel")
+            raise SorixValueError(f"op {op_name!r} has no CUDA spelling (the `cuda` field of its "
+                                  f"op table entry), so it cannot run in a fused GPU kernel")
         args = [names[r] for r in refs]
         ctype = C_TYPES[dtype]
         floating = ctype if np.dtype(dtype).kind == "f" else "double"
@@ -208,7 +208,7 @@ def _c_literal(value: Any, args: list[str], op: str, key: str) -> str:
             return "(1.0 / 0.0)" if value > 0 else "(-1.0 / 0.0)"
         text = repr(value)
         return text if "." in text or "e" in text else f"{text}.0"
-    raise SorixError(f"{op}: attribute {key}={value!r} has no C spelling")
+    raise SorixValueError(f"{op}: attribute {key}={value!r} has no C spelling")
 
 
 #: (id(xp), id(body), input dtypes) -> (body, kernel). The body object is kept and compared, so

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
-from sorix.errors import SorixError
+from sorix.errors import GraphFormatError
+from sorix.ir.limits import DEFAULT_LIMITS, Limits
 from sorix.ir.ops import OPS
 
 if TYPE_CHECKING:
@@ -219,19 +220,19 @@ class Graph:
         return counts
 
     def verify(self) -> None:
-        """Raise SorixError if the graph breaks an IR invariant."""
+        """Raise GraphFormatError if the graph breaks an IR invariant."""
         for nid, node in self.nodes.items():
             if node.op not in OPS and node.op not in ("input", "const"):
-                raise SorixError(f"node %{nid}: unknown op {node.op!r}")
+                raise GraphFormatError(f"node %{nid}: unknown op {node.op!r}")
             for arg in node.args:
                 if arg not in self.nodes or arg >= nid:
-                    raise SorixError(f"node %{nid} ({node.op}): argument %{arg} must be an "
+                    raise GraphFormatError(f"node %{nid} ({node.op}): argument %{arg} must be an "
                                      f"earlier node")
             if node.op == "const" and node.value is None:
-                raise SorixError(f"node %{nid}: constant without a value")
+                raise GraphFormatError(f"node %{nid}: constant without a value")
         for nid in self.inputs + self.outputs:
             if nid not in self.nodes:
-                raise SorixError(f"input or output %{nid} is not a node of the graph")
+                raise GraphFormatError(f"input or output %{nid} is not a node of the graph")
 
     def to_dot(self, **options: Any):  # noqa: ANN201 - graphviz.Digraph, imported lazily
         """A graphviz.Digraph of this graph (see `sorix.export.dot` for the options)."""
@@ -246,11 +247,13 @@ class Graph:
         return to_json(self, indent=indent)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> Graph:
-        """The graph a `to_json` document describes; strict, data only (see `sorix.export.json`)."""
+    def from_json(cls, text: str | bytes, limits: Limits | None = DEFAULT_LIMITS) -> Graph:
+        """The graph a `to_json` document describes; strict, data only, and within `limits`
+        (`sorix.ir.DEFAULT_LIMITS` unless given; None for a trusted file; see
+        `sorix.export.json`)."""
         from sorix.export.json import from_json
 
-        return from_json(text)
+        return from_json(text, limits)
 
     def to_sympy(self, symbols: Any = None) -> list[Any]:
         """The outputs as SymPy expressions (object arrays for arrays; see

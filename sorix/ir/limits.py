@@ -23,16 +23,16 @@ Over a limit: `GraphFormatError` naming the node in IR text and the limit it exc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sorix.errors import GraphFormatError
+from sorix.ir.ops import OPS
 
 if TYPE_CHECKING:
-    from sorix.ir.graph import Graph, Node
+    from sorix.ir.graph import Graph
 
 GiB = 2**30
 
@@ -49,16 +49,6 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
-
-
-def _contraction_work(node: Node, args: list[Node]) -> int:
-    """Multiply-adds of a matrix product: each output element sums over the contracted axis."""
-    return math.prod(node.shape) * (args[0].shape[-1] if args[0].shape else 1)
-
-
-#: The work of ops whose cost is more than their result's size, by op name. (This belongs in
-#: the op table as a field of `Op`; it lives here until the table grows one.)
-WORK: dict[str, Callable[[Node, list[Node]], int]] = {"matmul": _contraction_work}
 
 
 def _itemsize(dtype: str) -> int:
@@ -110,8 +100,9 @@ def check_limits(graph: Graph, limits: Limits | None = DEFAULT_LIMITS) -> None:
         if limits.graph_bytes is not None and total > limits.graph_bytes:
             _over(graph, nid, f"{total:,} bytes in all values up to here",
                   limits.graph_bytes, "graph_bytes")
-        work = WORK.get(node.op)
+        op = OPS.get(node.op)
+        work = None if op is None else op.work
         if work is not None and limits.matmul_work is not None:
-            done = work(node, [graph.nodes[a] for a in node.args])
+            done = work(node.shape, *[graph.nodes[a].shape for a in node.args])
             if done > limits.matmul_work:
                 _over(graph, nid, f"{done:,} multiply-adds", limits.matmul_work, "matmul_work")

@@ -59,6 +59,9 @@ class Op:
     #: into the result may write into the argument (read by the code generator, which copies
     #: outputs that may alias the caller's inputs, and by the eager front end's version checks).
     view: bool = False
+    #: (result shape, *argument shapes) -> the multiply-adds the op performs, for ops whose
+    #: cost exceeds their result's size (matmul); checked against `Limits.matmul_work`.
+    work: Callable[..., int] | None = None
     #: One element in CUDA C, for fused GPU kernels (sorix.backends.cupy_backend): {0} {1} are
     #: the arguments (plain names, so a spelling may repeat them), attributes by name as C
     #: literals, {T} the result's C type and {F} the floating type computed in (T, or double).
@@ -479,7 +482,7 @@ def _stack_vjp(g: Any, out: Any, *args: Any, axis: int) -> tuple[Any, ...]:
 
 _register(
     Op("matmul", 2, "xp.matmul({0}, {1})", shapes.matmul, shapes.numpy_dtype("matmul", 2),
-       vjp=_matmul_vjp,
+       vjp=_matmul_vjp, work=shapes.contraction_work,
        symbol="@", rule="matrix product rule", text="d(A @ B) = dA @ B + A @ dB",
        latex=r"d(AB) = dA\,B + A\,dB"),
     Op("reshape", 1, "xp.reshape({0}, {shape})", shapes.reshape, shapes.first,

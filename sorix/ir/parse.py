@@ -20,6 +20,7 @@ from typing import Any
 from sorix.errors import GraphFormatError
 from sorix.ir.check import MAX_DEPTH, _fail, check_graph, check_shape, make_constant, show
 from sorix.ir.graph import Graph, Node
+from sorix.ir.limits import DEFAULT_LIMITS, Limits
 
 # the text form -----------------------------------------------------------------------------
 
@@ -184,7 +185,7 @@ def _parse_node(line: str, where: str) -> tuple[int, Node]:
     return nid, Node(op, tuple(args), tuple(attrs), shape, dtype, value)
 
 
-def parse_graph(text: str) -> Graph:
+def parse_graph(text: str, limits: Limits | None = DEFAULT_LIMITS) -> Graph:
     """The graph whose canonical text form is `text` (the inverse of `str(graph)`).
 
     >>> import sorix
@@ -223,4 +224,4 @@ def parse_graph(text: str) -> Graph:
     if outputs is None:
         raise GraphFormatError("the text has no return line")
     inputs = [nid for nid in sorted(nodes) if nodes[nid].op == "input"]
-    return check_graph(nodes, inputs, outputs)
+    return check_graph(nodes, inputs, outputs, limits)

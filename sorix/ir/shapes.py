@@ -93,6 +93,11 @@ def matmul(a: Shape, b: Shape) -> Shape:
     return out
 
 
+def contraction_work(out: Shape, a: Shape, b: Shape) -> int:
+    """Multiply-adds of a matrix product: each result element sums over the contracted axis."""
+    return math.prod(out) * (a[-1] if a else 1)
+
+
 def reshape(s: Shape, shape: Shape) -> Shape:
     if math.prod(s) != math.prod(shape):
         raise ShapeError(f"cannot reshape {tuple(s)} into {tuple(shape)}")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sorix.errors import SorixError
+from sorix.errors import GraphFormatError, SorixError
 from sorix.ir.graph import Graph
 from sorix.passes.cse import eliminate_common_subexpressions
 from sorix.passes.dce import eliminate_dead_code
@@ -89,7 +89,8 @@ def _run(run: Pass, graph: Graph, reports: list[PassReport]) -> Graph:
     try:
         result.verify()
     except SorixError as error:
-        raise SorixError(f"pass {run.__name__} produced an invalid graph: {error}") from error
+        raise GraphFormatError(f"pass {run.__name__} produced an invalid graph: {error}") \
+            from error
     changes = () if result is graph else result.changes
     reports.append(PassReport(run.__name__, before, len(result), elapsed, changes))
     level = debug_level()
