@@ -305,3 +305,15 @@ def test_a_custom_op_returning_its_argument_never_aliases_the_callers_array():
             sorix.custom_op(name="ｃube")(lambda xp, a: a)
     finally:
         sorix.remove_custom_op("same_for_test")
+
+
+def test_outputs_never_share_memory_with_each_other():
+    vg = sorix.value_and_grad(lambda x: sorix.exp(x))
+    value, grad = vg(np.zeros(()))  # the value and the gradient are one node of the graph
+    assert "repeats" in vg.source(np.zeros(()))
+    f = sorix.jit(lambda x: (x * 2.0, x * 2.0))
+    a, b = f(np.ones(3))
+    b.mul_(0)
+    assert a.tolist() == [2.0, 2.0, 2.0]
+    grad.mul_(0)
+    assert value.item() == 1.0

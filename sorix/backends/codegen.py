@@ -15,10 +15,11 @@ bound at module level, `o<id>` for an output's copy, and the array module's and 
 own names. Input names appear only in the comment on the `def` line, escaped (`ascii()`), and
 no comment can hold a line break or a control character.
 
-Outputs never share memory with the caller's inputs or with the program's constants: an output
-that is an input, a constant, or reached from one only through ops whose lowering may return a
-view (the `view` flag of the op table) is copied before it is returned. Other outputs are
-fresh arrays already, so the common path copies nothing.
+Outputs never share memory with the caller's inputs, with the program's constants or with each
+other: an output that is an input, a constant, or reached from one only through ops whose
+lowering may return a view (the `view` flag of the op table) is copied before it is returned,
+and so is a value returned a second time (`f(x) = exp(x)` and its gradient are one node).
+Other outputs are fresh arrays already, so the common path copies nothing.
 Backends differ only in the module bound to `xp` (numpy, cupy, or a stand-in) and in three
 optional hooks: `bind` rebinds kernels by name in the program's namespace, `place` puts
 constants and hoisted attribute values where the program computes (device memory for cupy),
@@ -200,7 +201,15 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
     copied = sorted({nid for nid in graph.outputs if _may_alias_caller(graph, nid)})
     body.extend(f"    o{nid} = {names[nid]}.copy()  # {ir_names[nid]} may share memory with "
                 f"an input or a constant: the caller gets a copy" for nid in copied)
-    outputs = ", ".join(f"o{nid}" if nid in copied else names[nid] for nid in graph.outputs)
+    returned: list[str] = []
+    for position, nid in enumerate(graph.outputs):
+        name = f"o{nid}" if nid in copied else names[nid]
+        if nid in graph.outputs[:position]:  # a value returned twice: each output owns its array
+            body.append(f"    o{nid}_{position} = {name}.copy()  # output {position} repeats "
+                        f"{ir_names[nid]}: its own copy")
+            name = f"o{nid}_{position}"
+        returned.append(name)
+    outputs = ", ".join(returned)
     source = "\n".join([_header(graph, fn_name), *body,
                         f"    return ({outputs}{',' if outputs else ''})", ""])
     filename = f"<sorix-generated-{next(_counter)}>"
