@@ -158,35 +158,67 @@ def derive(graph: Graph, wrt: Sequence[int], args: Sequence[Any] | None = None) 
     shown = {nid: _tidy(v[()] if v.ndim == 0 else v) for nid, v in one_level.items()}
     shown = {nid: shown.get(nid, formula_of.get(nid)) for nid in wanted}
     values = dict(zip(wanted, interpret(view, *args))) if args is not None else {}
+    variables = {backward.inputs[i] for i in wrt}
+    varies = _varying(backward, variables)
     steps = []
     for node_id, adjoint_id, _ in heard:
         node = backward.nodes[node_id]
-        op = OPS[node.op]
-        parents_are_leaves = all(backward.nodes[a].is_leaf for a in node.args)
-        rules = [op.rule] + ([] if parents_are_leaves or not node.args else ["chain rule"])
         steps.append(Step(
-            node=f"{names[node_id]} = {format_node(node, names)}", op=node.op, rules=rules,
+            node=f"{names[node_id]} = {format_node(node, names)}", op=node.op,
+            rules=rule_names(node, varies, variables),
             formula=shown.get(node_id), adjoint=shown.get(adjoint_id),
-            locals=_locals(backward, node_id, formula_of, names),
+            locals=_locals(backward, node_id, formula_of, names, varies),
             value=values.get(adjoint_id)))
     input_names = [graph.nodes[graph.inputs[i]].params["name"] for i in wrt]
     grads = backward.outputs[n_out:]
+    root = backward.outputs[0]
+    if not steps:  # f = x or f = a constant: one step, the identity or the constant rule
+        rule = "identity rule" if root in variables else "constant rule"
+        steps.append(Step(node=f"{names[root]} = {format_node(backward.nodes[root], names)}",
+                          op=backward.nodes[root].op, rules=[rule], formula=shown.get(root),
+                          adjoint=sp.Integer(1)))
     return Derivation(
         function=shown.get(backward.outputs[0]), steps=steps,
         gradients={n: shown.get(g) for n, g in zip(input_names, grads)},
         values={n: values[g] for n, g in zip(input_names, grads)} if values else {})
 
 
+def _varying(graph: Graph, variables: set[int]) -> set[int]:
+    """The nodes that depend on the variables: the others are constants to the derivation."""
+    varies = set(variables)
+    for nid in graph.order():
+        if any(a in varies for a in graph.nodes[nid].args):
+            varies.add(nid)
+    return varies
+
+
+def rule_names(node: Any, varies: set[int], variables: set[int]) -> list[str]:
+    """The rules a teacher names for differentiating `node`, chosen by how it is used.
+
+    The op table gives the facts: the rule's name by which arguments vary (`Op.rules`: one
+    constant factor makes a product a constant multiple, a constant exponent makes a power the
+    power rule) and whether the rule works term by term (`Op.termwise`). The chain rule is
+    named only for a function of a compound argument, never for the variable itself."""
+    op = OPS[node.op]
+    varying = tuple(i for i, a in enumerate(node.args) if a in varies)
+    names = dict(op.rules).get(varying, op.rule).split(", ")
+    compound = any(node.args[i] not in variables for i in varying)
+    if compound and not op.termwise and "chain rule" not in names:
+        names.append("chain rule")
+    return names
+
+
 def _locals(graph: Graph, node_id: int, formula_of: dict[int, Any],
-            names: dict[int, str]) -> list[tuple[str, Any]]:
+            names: dict[int, str], varies: set[int]) -> list[tuple[str, Any]]:
+    """d node / d argument for each argument that varies (a constant's would be no step)."""
     node = graph.nodes[node_id]
     op = OPS[node.op]
     if not op.elementwise or not op.differentiable:
-        return [(names[a], op.text) for a in node.args] if op.text else []
+        return [(names[a], op.text) for a in node.args if a in varies] if op.text else []
     partials = _scalar_partials(node.op, len(node.args), node.attrs)
     out = []
     for i, arg in enumerate(node.args):
-        if partials[i] is None:
+        if partials[i] is None or arg not in varies:
             continue
         arg_formulas = [formula_of.get(a) for a in node.args]
         # Scalar arguments appear as their formulas, array ones by their IR names.
@@ -194,6 +226,8 @@ def _locals(graph: Graph, node_id: int, formula_of: dict[int, Any],
                         else sp.Symbol(names[a]) for j, (f, a) in
                         enumerate(zip(arg_formulas, node.args))}
         label = _text(arg_formulas[i]) if isinstance(arg_formulas[i], sp.Basic) else names[arg]
+        if node.args.count(arg) > 1:  # x**x: which x is meant
+            label += f" as argument {i + 1}"
         out.append((label, _tidy(partials[i].xreplace(substitution))))
     return out
 
@@ -227,7 +261,34 @@ def _tidy(expr: Any) -> Any:
     if not isinstance(expr, sp.Basic):
         return expr
     whole = {f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f).is_integer()}
-    return expr.xreplace(whole) if whole else expr
+    expr = expr.xreplace(whole) if whole else expr
+    return expr.replace(_is_guarded_log, _unguarded_log) if expr.has(sp.Piecewise) else expr
+
+
+def _guarded(piece: Any) -> tuple[Any, Any, Any] | None:
+    """(value, a, fallback) for SymPy's `Piecewise((value, a > 0), (fallback, True))`."""
+    if not isinstance(piece, sp.Piecewise) or len(piece.args) != 2:
+        return None
+    (value, condition), (fallback, otherwise) = piece.args
+    if otherwise is not sp.true or not isinstance(condition, sp.StrictGreaterThan) \
+            or condition.rhs != 0:
+        return None
+    return value, condition.lhs, fallback
+
+
+def _is_guarded_log(expr: Any) -> bool:
+    """The pow rule's log(a), guarded so that a <= 0 gives 0 rather than nan:
+    where(a > 0, log(where(a > 0, a, 1)), 0). Where a**b is real for every b, a > 0, and a
+    teacher writes ln a."""
+    outer = _guarded(expr)
+    if outer is None or outer[2] != 0 or not isinstance(outer[0], sp.log):
+        return False
+    inner = _guarded(outer[0].args[0])
+    return inner is not None and inner[0] == inner[1] == outer[1]
+
+
+def _unguarded_log(expr: Any) -> Any:
+    return sp.log(expr.args[0].cond.lhs)
 
 
 def _text(expr: Any) -> str:

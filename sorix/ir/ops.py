@@ -45,6 +45,13 @@ class Op:
     vjp: VJP | None = None  # (g, out, *args, **attrs) -> one cotangent (or None) per argument
     sympy: Callable[..., Any] | None = None
     rule: str = ""  # the derivative rule's name, for derivations ("product rule")
+    #: The rule's name where only some arguments vary, by their positions, where it differs
+    #: from `rule`: mul with one constant factor is the constant multiple rule, pow with a
+    #: constant exponent the power rule. Names joined by ", " are several rules at once.
+    rules: tuple[tuple[tuple[int, ...], str], ...] = ()
+    #: The rule differentiates each argument term by term (sum, product, quotient, constant
+    #: multiple, reshaping), so a compound argument calls for no chain rule beside it.
+    termwise: bool = False
     text: str = ""  # the local derivative as plain text
     latex: str = ""  # ... and as LaTeX
     symbol: str = ""  # what an eager tensor's `_op` shows ('*', '**{exponent}', 'sum')
@@ -210,21 +217,29 @@ def _unary(name: str, source: str, **facts: Any) -> Op:
 
 _register(
     _binary("add", "add", symbol="+", commutative=True, rule="sum rule", cuda="{0} + {1}",
+            termwise=True, rules=(((0,), "sum rule, constant rule"),
+                                  ((1,), "sum rule, constant rule")),
             vjp=lambda g, out, a, b: (g, g), sympy=lambda a, b: a + b,
             text="d(a + b) = da + db", latex=r"d(a + b) = da + db"),
     _binary("sub", "subtract", symbol="-", rule="difference rule", cuda="{0} - {1}",
+            termwise=True, rules=(((0,), "difference rule, constant rule"),
+                                  ((1,), "difference rule, constant rule")),
             vjp=lambda g, out, a, b: (g, -g), sympy=lambda a, b: a - b,
             text="d(a - b) = da - db", latex=r"d(a - b) = da - db"),
     _binary("mul", "multiply", symbol="*", commutative=True, rule="product rule",
-            cuda="{0} * {1}",
+            cuda="{0} * {1}", termwise=True,
+            rules=(((0,), "constant multiple rule"), ((1,), "constant multiple rule")),
             vjp=lambda g, out, a, b: (g * b, g * a), sympy=lambda a, b: a * b,
             text="d(a * b) = b da + a db", latex=r"d(a b) = b\,da + a\,db"),
     _binary("div", "true_divide", symbol="/", rule="quotient rule",
-            cuda="({T}){0} / ({T}){1}",
+            cuda="({T}){0} / ({T}){1}", termwise=True,
+            rules=(((0,), "constant multiple rule"), ((1,), "reciprocal rule")),
             vjp=lambda g, out, a, b: _div_vjp(g, out, b), sympy=lambda a, b: a / b,
             text="d(a / b) = da / b - a db / b^2",
             latex=r"d\left(\frac{a}{b}\right) = \frac{da}{b} - \frac{a\,db}{b^{2}}"),
-    _binary("pow", "power", symbol="**", rule="power rule", cuda="pow(({F}){0}, ({F}){1})",
+    _binary("pow", "power", symbol="**", rule="logarithmic differentiation",
+            cuda="pow(({F}){0}, ({F}){1})",
+            rules=(((0,), "power rule"), ((1,), "exponential rule")),
             vjp=lambda g, out, a, b: (
                 g * b * a ** (b - 1),
                 g * out * _where(a > 0, call("log", _where(a > 0, a, 1.0)), 0.0),
@@ -271,7 +286,7 @@ _register(*(
 
 _register(
     _unary("neg", "xp.negative({0})", rule="constant multiple rule",
-           cuda="-{0}",
+           cuda="-{0}", termwise=True,
            vjp=lambda g, out, a: (-g,), sympy=lambda a: -a, text="d(-a) = -da",
            latex=r"d(-a) = -da"),
     Op("pow_scalar", 1, "xp.power({0}, {exponent})", shapes.same,
@@ -338,6 +353,7 @@ _register(
        latex=r"d\,\mathrm{clip}(a) = [lo \le a \le hi]\,da"),
     Op("where", 3, "xp.where({0}, {1}, {2})", lambda c, a, b: shapes.broadcast(c, a, b),
        shapes.numpy_dtype("where"), elementwise=True, symbol="where", rule="selection rule",
+       termwise=True,
        cuda="{0} ? {1} : {2}",
        vjp=lambda g, out, c, a, b: (None, _where(c, g, 0.0), _where(c, 0.0, g)),
        sympy=lambda c, a, b: sp.Piecewise((a, c), (b, True)),
@@ -345,7 +361,7 @@ _register(
        latex=r"d\,\mathrm{where}(c, a, b) = [c]\,da + [\lnot c]\,db"),
     Op("astype", 1, "_cast(xp, {0}, {dtype})", shapes.same, shapes.numpy_dtype("astype"),
        attrs=("dtype",),
-       elementwise=True, symbol="astype", rule="identity rule", cuda="({T}){0}",
+       elementwise=True, symbol="astype", rule="identity rule", cuda="({T}){0}", termwise=True,
        view=True,  # _cast returns its argument itself when the dtype is already right
        vjp=lambda g, out, a, dtype: (g,), sympy=lambda a, dtype: a,
        text="d cast(a) = da", latex=r"d\,\mathrm{cast}(a) = da"),
@@ -392,12 +408,12 @@ def _extremum_vjp(g: Any, out: Any, a: Any, axis: Any, keepdims: bool) -> tuple[
 
 _register(
     _reduction("sum", lambda g, out, a, axis, keepdims: (_expand(g, a.shape, axis, keepdims),),
-               shapes.numpy_dtype("sum"), None, rule="sum rule",
+               shapes.numpy_dtype("sum"), None, rule="sum rule", termwise=True,
                text="d sum(a) = sum(da)", latex=r"d\sum_i a_i = \sum_i da_i"),
     _reduction("mean",
                lambda g, out, a, axis, keepdims: (
                    _expand(g, a.shape, axis, keepdims) / _count(a.shape, axis),),
-               shapes.numpy_dtype("mean"), None, rule="mean rule",
+               shapes.numpy_dtype("mean"), None, rule="mean rule", termwise=True,
                text="d mean(a) = mean(da)",
                latex=r"d\,\frac{1}{n}\sum_i a_i = \frac{1}{n}\sum_i da_i"),
     _reduction("max", _extremum_vjp, shapes.numpy_dtype("max"),
@@ -483,39 +499,40 @@ def _stack_vjp(g: Any, out: Any, *args: Any, axis: int) -> tuple[Any, ...]:
 _register(
     Op("matmul", 2, "xp.matmul({0}, {1})", shapes.matmul, shapes.numpy_dtype("matmul", 2),
        vjp=_matmul_vjp, work=shapes.contraction_work,
-       symbol="@", rule="matrix product rule", text="d(A @ B) = dA @ B + A @ dB",
+       symbol="@", rule="matrix product rule", termwise=True, text="d(A @ B) = dA @ B + A @ dB",
        latex=r"d(AB) = dA\,B + A\,dB"),
     Op("reshape", 1, "xp.reshape({0}, {shape})", shapes.reshape, shapes.first,
-       attrs=("shape",), symbol="reshape", rule="reshape rule", view=True,
+       attrs=("shape",), symbol="reshape", rule="reshape rule", termwise=True, view=True,
        vjp=lambda g, out, a, shape: (g.reshape(a.shape),),
        text="d reshape(a) = reshape(da)", latex=r"d\,\mathrm{reshape}(a) = \mathrm{reshape}(da)"),
     Op("transpose", 1, "xp.transpose({0}, {axes})", shapes.transpose, shapes.first,
-       attrs=("axes",), symbol="transpose", rule="transpose rule", view=True,
+       attrs=("axes",), symbol="transpose", rule="transpose rule", termwise=True, view=True,
        vjp=lambda g, out, a, axes: (call("transpose", g, axes=tuple(np.argsort(axes).tolist())),),
        text="d a^T = (da)^T", latex=r"d\,a^{T} = (da)^{T}"),
     Op("broadcast_to", 1, "_broadcast_to(xp, {0}, {shape})", shapes.broadcast_to, shapes.first,
-       attrs=("shape",), symbol="broadcast_to", rule="broadcast rule", view=True,  # when large
+       attrs=("shape",), symbol="broadcast_to", rule="broadcast rule", termwise=True,
+       view=True,  # when large
        vjp=lambda g, out, a, shape: (g,),  # summing back to a's shape is the central un-broadcast
        text="d broadcast(a) = broadcast(da)", latex=r"d\,\mathrm{bcast}(a) = \mathrm{bcast}(da)"),
     Op("getitem", 1, "{0}[{index}]", shapes.indexed, shapes.first, attrs=("index",),
        runtime={"index": KERNELS["_index"]},
-       symbol="getitem", rule="indexing rule", view=True,  # basic indices
+       symbol="getitem", rule="indexing rule", termwise=True, view=True,  # basic indices
        vjp=lambda g, out, a, index: (call("scatter_add", g, index=index, shape=a.shape),),
        text="d a[i] = da[i]", latex=r"d\,a_{[i]} = da_{[i]}"),
     Op("scatter_add", 1, "_scatter_add(xp, {0}, {index}, {shape})",
        shapes.scattered, shapes.first, attrs=("index", "shape"),
        runtime={"index": KERNELS["_index"]},
-       symbol="scatter_add", rule="scatter rule",
+       symbol="scatter_add", rule="scatter rule", termwise=True,
        vjp=lambda g, out, a, index, shape: (call("getitem", g, index=index),),
        text="d scatter(a) = scatter(da)", latex=r"d\,\mathrm{scatter}(a) = \mathrm{scatter}(da)"),
     Op("concatenate", None, "xp.concatenate([{args}], axis={axis})", shapes.concatenated,
        shapes.numpy_dtype("concatenate"), attrs=("axis",), symbol="concatenate",
        vjp=_concatenate_vjp,
-       rule="concatenation rule", text="d concat(a, b) = concat(da, db)",
+       rule="concatenation rule", termwise=True, text="d concat(a, b) = concat(da, db)",
        latex=r"d\,[a; b] = [da; db]"),
     Op("stack", None, "xp.stack([{args}], axis={axis})", shapes.stacked,
        shapes.numpy_dtype("stack"),
-       attrs=("axis",), symbol="stack", vjp=_stack_vjp, rule="stacking rule",
+       attrs=("axis",), symbol="stack", vjp=_stack_vjp, rule="stacking rule", termwise=True,
        text="d stack(a, b) = stack(da, db)", latex=r"d\,[a, b] = [da, db]"),
 )
 
