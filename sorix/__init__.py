@@ -3,6 +3,8 @@
 Public API only: everything here is re-exported from the module that owns it.
 """
 
+import math as _math
+
 from sorix import cuda, ir
 from sorix.api import (
     compile,
@@ -81,15 +83,21 @@ from sorix.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 
+#: The circle constant and Euler's number, as Python floats (the same as `math.pi` and
+#: `math.e`): a graph constant holding either is exported and explained as pi or e.
+pi: float = _math.pi
+e: float = _math.e
+
 __all__ = [
     "abs", "arange", "bool_", "broadcast_to", "clip", "compile", "concatenate", "cos", "cuda",
     "custom_op", "Derivation", "device", "DeviceError", "DomainError", "draw", "draw_pass",
-    "DType", "DTypeError", "enable_grad", "exp", "explain", "eye", "float16", "float32", "float64",
-    "from_sympy", "full", "grad", "gradcheck", "GradError", "GraphFormatError", "hessian", "int32",
-    "int64", "ir", "is_grad_enabled", "jacobian", "jit", "jvp", "linspace", "log", "log_softmax",
-    "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "no_grad", "ones",
-    "ones_like", "optimize", "rand", "randn", "relu", "remove_custom_op", "reshape", "ShapeError",
-    "sigmoid", "sign", "sin", "softmax", "SorixError", "SorixTypeError", "SorixValueError", "sqrt",
-    "stack", "sum", "tan", "tanh", "tensor", "Tensor", "to_latex", "to_sympy", "trace",
-    "TraceError", "transpose", "value_and_grad", "vjp", "where", "zeros", "zeros_like",
+    "DType", "DTypeError", "e", "enable_grad", "exp", "explain", "eye", "float16", "float32",
+    "float64", "from_sympy", "full", "grad", "gradcheck", "GradError", "GraphFormatError",
+    "hessian", "int32", "int64", "ir", "is_grad_enabled", "jacobian", "jit", "jvp", "linspace",
+    "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum",
+    "no_grad", "ones", "ones_like", "optimize", "pi", "rand", "randn", "relu",
+    "remove_custom_op", "reshape", "ShapeError", "sigmoid", "sign", "sin", "softmax",
+    "SorixError", "SorixTypeError", "SorixValueError", "sqrt", "stack", "sum", "tan", "tanh",
+    "tensor", "Tensor", "to_latex", "to_sympy", "trace", "TraceError", "transpose",
+    "value_and_grad", "vjp", "where", "zeros", "zeros_like",
 ]

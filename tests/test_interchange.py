@@ -855,3 +855,32 @@ def test_fuzzed_text_parses_or_raises_sorix_errors(data):
     graph.verify()
     assert str(parse_graph(str(graph))) == str(graph)
     assert SENTINEL not in sorix.compile(graph).source
+
+
+def _exact_document(exact: object) -> str:
+    """A graph x * sqrt(2) whose constant carries `exact` (as folding writes it)."""
+    from sorix.ir.graph import GraphBuilder
+
+    b = GraphBuilder()
+    x = b.input("x", (), "float64")
+    c = b.const(np.float64(np.sqrt(2.0)), "1*sqrt(2)")
+    document = json.loads(to_json(b.build([b.add("mul", [x, c], (), (), "float64")])))
+    for node in document["nodes"]:
+        if "exact" in node:
+            node["exact"] = exact
+    return json.dumps(document)
+
+
+def test_an_exact_constant_round_trips_through_json():
+    graph = from_json(_exact_document("1*sqrt(2)"))
+    assert [n.exact for n in graph.nodes.values() if n.exact] == ["1*sqrt(2)"]
+    assert str(graph.to_sympy()[0]) == "sqrt(2)*x"
+
+
+@pytest.mark.parametrize(("exact", "message"), [
+    ("__import__('os').system('true')", "is a text such as"), ("1*sqrt(3)", "not the constant"),
+    ("1/0", "not a finite"), ("9" * 300, "is a text such as"), (5, "is a text such as"),
+])
+def test_a_hostile_exact_constant_is_refused(exact, message):
+    with pytest.raises(GraphFormatError, match=message):
+        from_json(_exact_document(exact))

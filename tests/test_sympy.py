@@ -8,6 +8,7 @@ simplification is slow and fragile.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -101,14 +102,45 @@ def test_scalar_inputs_are_plain_symbols() -> None:
 def test_array_inputs_are_named_by_index() -> None:
     (out,) = to_sympy(trace(lambda a: a * 3.0, np.ones((2, 2))))
     assert isinstance(out, np.ndarray) and out.shape == (2, 2)
-    assert out[1, 0] == sp.Float(3.0) * sp.Symbol("a_1_0", real=True)
+    assert out[1, 0] == 3 * sp.Symbol("a_1_0", real=True)  # the whole float 3.0 is 3
 
 
 def test_constants_are_exact_atoms() -> None:
     (out,) = to_sympy(trace(lambda n: n + 1, np.array(3)))
     assert out == sp.Symbol("n", real=True) + sp.Integer(1)
+    x = sp.Symbol("x", real=True)
     (out,) = to_sympy(trace(lambda x: x * 0.1, 1.0))
-    assert out.args[0] == sp.Float(0.1)
+    assert out == x / 10  # the decimal 0.1 is one tenth
+    (out,) = to_sympy(trace(lambda x: x * 0.123456789, 1.0))
+    assert out.args[0] == sp.Float(0.123456789)  # a float that is no simple number stays one
+
+
+@pytest.mark.parametrize(("fn", "expected"), [
+    (lambda x: x / 3, "x/3"), (lambda x: x ** (1 / 3), "x**(1/3)"),
+    (lambda x: math.pi * x, "pi*x"), (lambda x: sorix.pi * x, "pi*x"),
+    (lambda x: math.e * x, "E*x"), (lambda x: sorix.e ** x, "exp(x)"),
+    (lambda x: sorix.exp(x + 1), "exp(x + 1)"), (lambda x: 2 ** x, "2**x"),
+    (lambda x: sorix.sigmoid(2 * x + 1), "1/(exp(-2*x - 1) + 1)"),
+    (lambda x: x * (2 * math.pi / 3), "2*pi*x/3"), (lambda x: x * math.exp(-1), "x*exp(-1)"),
+])
+def test_constants_print_as_the_numbers_the_user_wrote(fn, expected) -> None:
+    (out,) = to_sympy(trace(fn, 1.0))
+    assert str(out) == expected
+
+
+def test_folding_keeps_an_exact_constant_that_its_float_does_not_tell() -> None:
+    from sorix.ir.graph import GraphBuilder
+    from sorix.passes.fold import fold_constants
+
+    b = GraphBuilder()
+    x = b.input("x", (), "float64")
+    root = b.add("sqrt", [b.const(np.float64(2.0))], (), (), "float64")
+    folded = fold_constants(b.build([b.add("mul", [x, root], (), (), "float64")]))
+    assert [n.exact for n in folded.nodes.values() if n.exact] == ["1*sqrt(2)"]
+    assert str(folded.to_sympy()[0]) == "sqrt(2)*x"
+    back = sorix.ir.Graph.from_json(folded.to_json())
+    assert str(back.to_sympy()[0]) == "sqrt(2)*x"
+    assert sorix.compile(back)(3.0).item() == pytest.approx(3 * math.sqrt(2))  # numerics as before
 
 
 def test_symbols_can_be_supplied() -> None:

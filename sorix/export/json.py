@@ -18,7 +18,10 @@ the IR holds but JSON lacks are written explicitly and decode back to exactly wh
 - index items (`getitem`, `scatter_add`): `{"ellipsis": true}`, `{"slice": [start, stop,
   step]}`, `{"int_array": {"shape": [...], "values": [...]}}`; ints and null as themselves;
 - a fused body entry is `[op, refs, {attrs}, dtype]`;
-- a constant's value is `{"dtype": ..., "shape": [...], "data": [flat, C order]}`.
+- a constant's value is `{"dtype": ..., "shape": [...], "data": [flat, C order]}`; a scalar
+  constant that stands for an exact number its float does not tell (`Node.exact`: what folding
+  made of sqrt(2)) has `"exact": "1*sqrt(2)"`, a text of `sorix.ir.exact`'s grammar that
+  loading matches against that grammar and checks against the value, never evaluates.
 
 `graph.results` (pass reports, the memory plan) is derived data and is not written.
 
@@ -52,6 +55,7 @@ from sorix.ir.check import (
     make_constant,
     show,
 )
+from sorix.ir.exact import check as check_exact
 from sorix.ir.graph import Graph, Node
 from sorix.ir.limits import DEFAULT_LIMITS, Limits, check_node_count
 from sorix.ir.ops import OPS
@@ -61,7 +65,7 @@ SCHEMA_VERSION = 1
 
 _TOP_KEYS = {"sorix_schema", "directed", "multigraph", "graph", "nodes", "edges", "inputs",
              "outputs"}
-_NODE_KEYS = {"id", "op", "args", "attrs", "shape", "dtype", "value"}
+_NODE_KEYS = {"id", "op", "args", "attrs", "shape", "dtype", "value", "exact"}
 _EDGE_KEYS = {"source", "target", "positions"}
 _VALUE_KEYS = {"dtype", "shape", "data"}
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -244,6 +248,8 @@ def to_json(graph: Graph, indent: int | None = None) -> str:
         }
         if node.value is not None:
             record["value"] = _encode_value(np.asarray(node.value))
+        if node.exact is not None:
+            record["exact"] = node.exact
         g.add_node(nid, **record)
     for source, target, data in graph.nx.edges(data=True):
         g.add_edge(source, target, positions=list(data["positions"]))
@@ -325,7 +331,7 @@ def _check_structure(doc: Any) -> tuple[list[dict], list[dict]]:
         where = f"node entry {position}"
         if type(node) is not dict:
             raise _fail(where, f"expected an object, got {show(node)}")
-        problem = _keys(node, _NODE_KEYS - {"value"}, _NODE_KEYS)
+        problem = _keys(node, _NODE_KEYS - {"value", "exact"}, _NODE_KEYS)
         if problem:
             raise _fail(where, problem)
         nid = node["id"]
@@ -367,7 +373,13 @@ def _decode_node(nid: int, data: dict[str, Any]) -> Node:
         value = _decode_value(data["value"], where)
     elif "value" in data:
         raise _fail(where, "only constants carry a value")
-    return Node(op, args, attrs, shape, data["dtype"], value)
+    exact = data.get("exact")
+    if exact is not None:
+        problem = "only constants carry an exact form" if value is None else \
+            check_exact(exact, value)
+        if problem:
+            raise _fail(where, problem)
+    return Node(op, args, attrs, shape, data["dtype"], value, exact)
 
 
 def from_json(text: str | bytes, limits: Limits | None = DEFAULT_LIMITS) -> Graph:

@@ -9,8 +9,9 @@ lowering (`op.impl`), which works on object arrays too (sum, reshape, getitem, m
 Invariants:
 - inputs are real Symbols named `name_i_j` (just `name` for a 0-d input), booleans plain
   Symbols; `symbols` may supply any input's expressions instead;
-- constants are exact SymPy atoms: Float for floats, Integer for ints, true/false for booleans
-  (no nsimplify: 0.1 stays the float 0.1 it is in the graph);
+- constants are the exact numbers they stand for (`sorix.ir.exact`): Integer for ints and
+  whole floats, Rational for 1/3 or 0.1, pi and E for math.pi and math.e, a folded node's
+  stored form (sqrt(2)); any other float stays the Float it is; true/false for booleans;
 - a value of boolean dtype holds SymPy Booleans and a numeric one holds expressions; since SymPy
   refuses arithmetic on Booleans where numpy promotes them to 0 and 1, the exporter converts
   between the two along the node's dtype;
@@ -36,6 +37,7 @@ import numpy as np
 import sympy as sp
 from sympy.logic.boolalg import Boolean
 
+from sorix.ir.exact import exact_value
 from sorix.ir.graph import Graph
 from sorix.ir.ops import OPS, Op
 
@@ -53,6 +55,16 @@ def _atom(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return sp.Float(float(value))
     return sp.sympify(value)
+
+
+def _constant(node: Any) -> np.ndarray:
+    """A constant node's value as exact SymPy numbers, entry by entry."""
+    value = np.asarray(node.value)
+    if value.ndim == 0:
+        out = np.empty((), dtype=object)
+        out[()] = exact_value(value.item(), node.exact)
+        return out
+    return _vectorize(exact_value)(value.astype(object)) if value.size else _objects(value)
 
 
 def _as_number(e: Any) -> Any:
@@ -90,6 +102,8 @@ def _input(name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
 def _run(op: Op, args: list[np.ndarray], attrs: dict[str, Any]) -> Any:
     if op.sympy is None:
         return op.impl(np, *args, **attrs)
+    # A float attribute (x**(1/3)'s exponent) is a constant like any other: exact where it is.
+    attrs = {k: exact_value(v) if isinstance(v, float) else v for k, v in attrs.items()}
     if op.elementwise:
         if all(a.ndim == 0 for a in args):  # np.vectorize costs more than SymPy here
             return op.sympy(*(a[()] for a in args), **attrs)
@@ -131,7 +145,7 @@ def to_sympy(graph: Graph, symbols: Mapping[str, Any] | None = None, *,
                            else _input(name, node.shape, node.dtype))
             continue
         if node.is_constant:
-            values[nid] = _objects(node.value)
+            values[nid] = _constant(node)
             continue
         op = OPS[node.op]
         args = [values[a] for a in node.args]

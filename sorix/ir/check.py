@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from sorix.errors import GraphFormatError, SorixError
+from sorix.ir.exact import check as check_exact
 from sorix.ir.graph import Graph, Node
 from sorix.ir.limits import DEFAULT_LIMITS, Limits, check_limits, check_node_count
 from sorix.ir.ops import OPS, Op
@@ -373,6 +374,12 @@ def _check_node(nid: int, nodes: Mapping[int, Node]) -> None:
                                f"says {node.type_text}")
     elif node.value is not None:
         raise _fail(where, "only constants carry a value")
+    exact = getattr(node, "exact", None)
+    if exact is not None:
+        problem = "only constants carry an exact form" if op != "const" else \
+            check_exact(exact, node.value)
+        if problem:
+            raise _fail(where, problem)
     if spec is None:
         return
     for a in node.args:

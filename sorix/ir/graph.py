@@ -2,7 +2,9 @@
 
 Invariants:
 - A `Node` is an immutable record: op name, ordered argument ids, attributes (a sorted tuple of
-  (name, value) pairs holding plain hashable data), shape, dtype name and, for constants, a value.
+  (name, value) pairs holding plain hashable data), shape, dtype name and, for constants, a value
+  and, where the float alone does not tell it, the exact number it stands for (`exact`, a text
+  of `sorix.ir.exact`'s grammar: what folding made of sqrt(2)); backends never read it.
 - Operand order lives on the record; the networkx edges (argument -> user) are derived from it and
   serve analysis and drawing (`x * x` is one edge carrying positions (0, 1)).
 - Node ids increase along every edge, so sorted ids are a topological order; `Graph.verify`
@@ -49,6 +51,7 @@ class Node:
     shape: tuple[int, ...]
     dtype: str
     value: np.ndarray | None = field(default=None, compare=False, repr=False)
+    exact: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -120,13 +123,15 @@ class GraphBuilder:
         self.inputs.append(nid)
         return nid
 
-    def const(self, value: Any) -> int:
+    def const(self, value: Any, exact: str | None = None) -> int:
+        """A constant node; `exact` is the number it stands for where its float alone does not
+        say (see `sorix.ir.exact`; a whole number, 1/3 or pi is read off the float itself)."""
         value = np.asarray(value)
         if value.size <= INTERN_CONSTANT_SIZE:
-            key = ("const", value.dtype.str, value.shape, value.tobytes())
+            key = ("const", value.dtype.str, value.shape, value.tobytes(), exact)
         else:
             key = ("const", id(value))
-        node = Node("const", (), (), value.shape, value.dtype.name, value)
+        node = Node("const", (), (), value.shape, value.dtype.name, value, exact)
         return self._append(node, key)
 
     def build(self, outputs: Iterable[int]) -> Graph:

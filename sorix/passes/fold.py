@@ -6,6 +6,10 @@ expects it) or would materialize a large array that the graph holds more cheaply
 of a scalar stays a broadcast). Floating-point warnings are silenced: folding must not warn at
 compile time about what is only computed at run time.
 
+Folding stays exact while its inputs are: a scalar folded from exact constants (`sqrt(2)`,
+`2*pi`) keeps the exact number beside its float (`Node.exact`, see `sorix.ir.exact`), computed
+by the op's SymPy counterpart, where the float alone would not tell it.
+
     %0 = const(2.0) : float64[]               %0 = input(name='x') : float64[]
     %1 = const(3.0) : float64[]        ->     %1 = const(6.0) : float64[]
     %2 = mul(%0, %1) : float64[]              %2 = mul(%0, %1) : float64[]
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sorix.ir.exact import check, exact_value, from_sympy, recognize
 from sorix.ir.graph import Graph
 from sorix.ir.ops import OPS
 from sorix.ir.printing import canonical_names, format_node
@@ -36,7 +41,7 @@ def fold_constants(graph: Graph) -> Graph:
         if folded is None:
             rebuild.copy(nid, node)
             continue
-        rebuild.mapping[nid] = rebuild.builder.const(folded)
+        rebuild.mapping[nid] = rebuild.builder.const(folded, _exact(rebuild, node, folded))
         rebuild.changes.append(Change("folded", f"{names[nid]} = {format_node(node, names)}",
                                       into=f"const({format_node_value(folded)})"))
     return rebuild.finish()
@@ -59,6 +64,26 @@ def _fold(rebuild: Rebuild, node) -> np.ndarray | None:  # noqa: ANN001
     if value.shape != node.shape:  # the op's shape rule is the contract; never fold past it
         return None
     return np.require(value, requirements="C")
+
+
+def _exact(rebuild: Rebuild, node, folded: np.ndarray) -> str | None:  # noqa: ANN001
+    """The exact number a scalar folded from exact scalars stands for, where its float does
+    not say it by itself (None: the float is all there is, or it says it)."""
+    op = OPS[node.op]
+    args = [rebuild.node(rebuild.mapping[a]) for a in node.args]
+    if (folded.ndim or op.sympy is None or not op.elementwise or folded.dtype.kind != "f"
+            or any(a.value.ndim for a in args)):
+        return None
+    try:
+        numbers = [exact_value(a.value.item(), a.exact) for a in args]
+        attrs = {k: exact_value(v) if isinstance(v, float) else v for k, v in node.params.items()}
+        text = from_sympy(op.sympy(*numbers, **attrs))
+    except Exception:  # noqa: BLE001 - exactness is a courtesy; the float is the value
+        return None
+    value = float(folded)
+    if text is None or text == recognize(value) or check(text, folded) is not None:
+        return None
+    return text
 
 
 def format_node_value(value: np.ndarray) -> str:

@@ -57,7 +57,7 @@ class Rebuild:
         if node.is_input:
             new = self.builder.input(node.params["name"], node.shape, node.dtype)
         elif node.is_constant:
-            new = self.builder.const(node.value)
+            new = self.builder.const(node.value, node.exact)
         else:
             new = self.builder.add(node.op, [self.mapping[a] for a in node.args], node.attrs,
                                    node.shape, node.dtype)
