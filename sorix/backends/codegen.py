@@ -26,6 +26,13 @@ constants and hoisted attribute values where the program computes (device memory
 and `annotate` adds comment lines above a node's statement (the cupy backend shows each fused
 kernel's CUDA source there).
 
+A target that is not Python over an array module (the native tier: numba compiles the source)
+adds four more: `order` (its own schedule of the nodes), `lower` (a per-node override of the op
+table's template: the statements for a node, or none when the node lives inside a loop another
+node's statements emit), `constant` (constants written into the source as module-level lines
+instead of bound in the namespace) and `free=False` (no `del`: numba refuses it); with
+`define=False` the source is returned without being executed, for the target to compile.
+
     def compiled(v0, v1):  # v0: 'x', v1: 'y'
         v2 = multiply(v0, v1)  # %2 = mul(%0, %1) : float64[3]
         v3 = v2.sum(axis=None, keepdims=False)  # %3 = sum(%2, axis=None, keepdims=False) : ...
@@ -41,7 +48,7 @@ import linecache
 import math
 import re
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,15 +139,29 @@ def _prebind(expr: str, xp: Any, namespace: dict[str, Any], taken: set[str]) -> 
     return _MODULE_CALL.sub(bind, expr)
 
 
+#: A target's per-node lowering: (node id, node, names of the values so far, IR comment of a
+#: node id) -> the node's statements, unindented (nested lines carry their own indentation),
+#: or None for the op table's template.
+Lowering = Callable[[int, Any, Mapping[int, str], Callable[[int], str]], "list[str] | None"]
+
+
 def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
              bind: dict[str, Any] | None = None,
              place: Callable[[Any], Any] | None = None,
-             annotate: Callable[[int, Any], list[str]] | None = None) -> Program:
+             annotate: Callable[[int, Any], list[str]] | None = None,
+             order: Sequence[int] | None = None,
+             lower: Lowering | None = None,
+             constant: Callable[[str, Any], str] | None = None,
+             free: bool = True,
+             decorators: Sequence[str] = (),
+             define: bool = True) -> Program:
     """Lower `graph` to a Python function over the array module `xp`.
 
     bind: kernels rebound in the program's namespace (a backend's overrides); place: applied
     to every constant and hoisted value; annotate: (node id, node) -> comment lines put above
-    the node's statement.
+    the node's statement. order, lower, constant, free, decorators, define: for targets that
+    compile the source themselves (see the module docstring); with define=False the Program's
+    `fn` is None.
     """
     if not (fn_name.isascii() and fn_name.isidentifier()) or keyword.iskeyword(fn_name) \
             or _SCHEME.fullmatch(fn_name):
@@ -157,7 +178,12 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
     taken = set(namespace) | {fn_name}
     names = {nid: f"v{nid}" for nid in graph.inputs}
     ir_names = canonical_names(graph)
-    order = graph.order()
+    order = graph.order() if order is None else list(order)
+
+    def describe(nid: int) -> str:
+        return comment(f"{ir_names[nid]} = {format_node(graph.nodes[nid], ir_names)}")
+
+    prelude: list[str] = []
     last_use: dict[int, int] = {}
     for position, nid in enumerate(order):
         for arg in graph.nodes[nid].args:
@@ -171,8 +197,17 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
             continue
         if node.is_constant:
             names[nid] = f"c{nid}"
-            namespace[names[nid]] = place(node.value)
+            if constant is not None:
+                prelude.append(constant(names[nid], node.value))
+            else:
+                namespace[names[nid]] = place(node.value)
             continue
+        if lower is not None:
+            names[nid] = f"v{nid}"
+            lines = lower(nid, node, names, describe)
+            if lines is not None:
+                body.extend(f"    {line}" for line in lines)
+                continue
         attr_sources = {}
         runtime = OPS[node.op].runtime
         for j, (key, value) in enumerate(node.attrs):
@@ -192,11 +227,10 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
             expr = f"{expr[:-1]}, out={names[donor]})"
         if annotate is not None:
             body.extend(f"    # {comment(line)}".rstrip() for line in annotate(nid, node))
-        body.append(f"    {names[nid]} = {expr}  # "
-                    f"{comment(f'{ir_names[nid]} = {format_node(node, ir_names)}')}")
+        body.append(f"    {names[nid]} = {expr}  # {describe(nid)}")
         dead = sorted({a for a in node.args if last_use.get(a) == position and a not in keep
                        and not graph.nodes[a].is_constant})
-        if dead:
+        if dead and free:
             body.append(f"    del {', '.join(names[a] for a in dead)}")
     copied = sorted({nid for nid in graph.outputs if _may_alias_caller(graph, nid)})
     body.extend(f"    o{nid} = {names[nid]}.copy()  # {ir_names[nid]} may share memory with "
@@ -210,8 +244,10 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
             name = f"o{nid}_{position}"
         returned.append(name)
     outputs = ", ".join(returned)
-    source = "\n".join([_header(graph, fn_name), *body,
+    source = "\n".join([*prelude, *decorators, _header(graph, fn_name), *body,
                         f"    return ({outputs}{',' if outputs else ''})", ""])
+    if not define:
+        return Program(source, None, namespace, "")  # type: ignore[arg-type]
     filename = f"<sorix-generated-{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 (source we generated)

@@ -111,6 +111,12 @@ def _lower_interpreter(graph: Any) -> Any:
     return program(graph)
 
 
+def _lower_native(graph: Any) -> Any:
+    from sorix.backends.native_backend import lower
+
+    return lower(graph)
+
+
 def _cpu() -> device:
     return CPU
 
@@ -125,3 +131,5 @@ def _current_cuda_device() -> device:
 register(Backend("numpy", "numpy", _lower_numpy, _cpu))
 register(Backend("cupy", "cupy", _lower_cupy, _current_cuda_device))
 register(Backend("interpreter", "numpy", _lower_interpreter, _cpu))
+# one numba kernel per graph (the native tier; numba is imported at its first compile)
+register(Backend("native", "numpy", _lower_native, _cpu))
