@@ -1,0 +1,560 @@
+"""Branch-free scalar math kernels for the native tier, written for numba so LLVM vectorizes them.
+
+numpy's float64 sin, cos, tanh, ... are scalar libm calls (about 9 ns per element); inside one
+fused numba loop the same functions written as straight-line polynomial code vectorize (4 lanes
+of float64 or 8 of float32 per AVX2 instruction). Each kernel here is an `@njit` scalar function
+with `error_model="numpy"` (so a division is a plain `vdivpd`, with no ZeroDivisionError test
+that would block vectorization); LLVM inlines it into the caller's loop. `VECTOR_MATH` maps
+`(op name, dtype name)` to the kernel.
+
+Contract (checked by tests/test_native_math.py, and over >= 10^7 points per function by
+`python -m benchmarks.native_math_accuracy`):
+
+- max error <= 2 ulp against the correctly rounded value (most kernels stay under 1 ulp);
+- NaN, +-inf, +-0 and subnormal inputs give what numpy gives (`np.sin`, ..., `np.logaddexp(x, 0)`
+  for softplus, `np.power` for pow, the exact 1 / (1 + exp(-x)) for sigmoid);
+- float32 kernels compute in float32 (twice the vector width), except that a sine or cosine of
+  |x| >= 2**15 goes through the float64 kernel.
+
+Methods (no library code was copied; the coefficients come from benchmarks/native_math_fit.py):
+
+- exp, expm1, tanh, sigmoid, softplus: x = k ln2 + r with |r| <= ln2/2, k from the round-to-nearest
+  "magic number" addition, ln2 in two parts with fused multiply-adds (the first product is exact);
+  e^r - 1 = r + r^2/2 + r^3 g(r) as an unevaluated double-double; 2^k is built from exponent bits
+  as two factors 2^(k//2) 2^(k - k//2), so results near overflow and in the subnormal range need
+  no branch and are rounded once.
+- log, log1p (and softplus): x = 2^e m with m in [sqrt(1/2), sqrt(2)), subnormals prescaled by a
+  select; with f = m - 1 and s = f / (2 + f), log(1 + f) = f - f^2/2 + s (f^2/2 + z g(z)), z = s^2,
+  summed with error-free transformations so only the final rounding is visible; log1p passes the
+  rounding error of 1 + x to the same core as a first-order correction.
+- sin, cos, tan: x = k pi/2 + r with k = rint(2x/pi), pi/2 in three parts (the first product is
+  exact with an FMA, the second error-free with TwoProduct), r kept as a double-double; accurate
+  to |x| < 2**31. Beyond that (and only there: the common path has no branch other than this
+  one test) an exact Payne-Hanek reduction multiplies the 53-bit mantissa by 2^q (2/pi) mod 4,
+  taken from a table of 4-double parts built at import from 1400 bits of 2/pi, and sums the
+  products with repeated error-free cascades. tan divides the double-double sine by the cosine.
+
+Every kernel ends with a few selects for the special values, so NaN propagates and signed zeros
+survive where the arithmetic would lose them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+__all__ = ["VECTOR_MATH"]
+
+_jit = numba.njit(error_model="numpy")
+_jit_slow = numba.njit(error_model="numpy", inline="never")
+
+
+# ---------------------------------------------------------------------------------------------
+# Intrinsics: fused multiply-add and bit casts, which numba does not expose on scalars.
+
+@intrinsic
+def _fma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+    """a * b + c rounded once (llvm.fma: one instruction on FMA hardware, exact elsewhere too)."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        t = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.fma", [t], ir.FunctionType(t, [t, t, t]))
+        return builder.call(fn, args)
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def _bits(typingctx: Any, x: Any) -> Any:
+    """The IEEE bits of a float64 (as int64) or float32 (as int32)."""
+    if x == types.float64:
+        width, result = 64, types.int64
+    elif x == types.float32:
+        width, result = 32, types.int32
+    else:
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.IntType(width))
+
+    return result(x), codegen
+
+
+def _from_bits_intrinsic(width: int, result: Any) -> Any:
+    @intrinsic
+    def from_bits(typingctx: Any, i: Any) -> Any:
+        if not isinstance(i, types.Integer):
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            v = args[0]
+            if v.type.width > width:
+                v = builder.trunc(v, ir.IntType(width))
+            elif v.type.width < width:
+                v = builder.sext(v, ir.IntType(width))
+            return builder.bitcast(v, ir.DoubleType() if width == 64 else ir.FloatType())
+
+        return result(i), codegen
+
+    return from_bits
+
+
+_f64_from_bits = _from_bits_intrinsic(64, types.float64)
+_f32_from_bits = _from_bits_intrinsic(32, types.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Coefficients: python -m benchmarks.native_math_fit (near-minimax in relative error).
+
+_SIN_64 = (-0.16666666666666666, 0.008333333333333331, -0.00019841269841265025,
+           2.7557319219311545e-06, -2.5052106223756027e-08, 1.605853035824576e-10,
+           -7.58662853385941e-13)
+_COS_64 = (0.041666666666666664, -0.0013888888888887387, 2.4801587298752093e-05,
+           -2.755731726549152e-07, 2.087614509991707e-09, -1.1382555820350637e-11)
+_EXP_64 = (0.16666666666666669, 0.04166666666666666, 0.00833333333333007, 0.001388888888890057,
+           0.00019841269863021571, 2.4801587275118545e-05, 2.755726850268687e-06,
+           2.755732962911237e-07, 2.510036772508102e-08, 2.089397022422196e-09)
+_LOG_64 = (0.666666666666667, 0.39999999999899116, 0.28571428626133594, 0.22222211111345688,
+           0.18182890696057424, 0.15331673134636142, 0.14617010131461194)
+_SIN_32 = (-0.1666666716337204, 0.008333331905305386, -0.00019840081222355366,
+           2.724937985476572e-06)
+_COS_32 = (0.0416666641831398, -0.0013888301327824593, 2.4547582142986357e-05)
+_EXP_32 = (0.1666666716337204, 0.041666556149721146, 0.008333345875144005,
+           0.0013926161918789148, 0.00019861935288645327)
+_LOG_32 = (0.6666668653488159, 0.3998876214027405, 0.2958061397075653)
+
+# 2/pi to 1400 bits (floor(2/pi * 2**1400), hex), printed by benchmarks/native_math_fit.py.
+_TWO_OVER_PI_HEX = (
+    "a2f9836e4e441529fc2757d1f534ddc0db6295993c439041fe5163abdebbc561b7246e3a424dd2e006492eea"
+    "09d1921cfe1deb1cb129a73ee88235f52ebb4484e99c7026b45f7e413991d639835339f49c845f8bbdf9283b"
+    "1ff897ffde05980fef2f118b5a0a6d1f6d367ecf27cb09b74f463f669e5fea2d7527bac7ebe5f17b3d0739f7"
+    "8a5292ea6bfb5fb11f8d5d0856033046fc7b6babf0cfbc209af4361da9e391615ee61b086599855f14a068"
+)
+
+
+def _reduction_table() -> np.ndarray:
+    """Row b (a biased float64 exponent): 2^(b - 1075) * 2/pi mod 4 as four non-overlapping doubles.
+
+    A float64 x with biased exponent b is m 2^(b - 1075) with an integer mantissa m < 2^53, so
+    x 2/pi mod 4 = m (row b) mod 4: the integer multiples of 4 dropped from the row change the
+    product by multiples of 4 only. Four parts carry 2^2 .. 2^-210, enough for the 2^-122
+    absolute accuracy the closest double to a multiple of pi/2 needs.
+    """
+    n = int(_TWO_OVER_PI_HEX, 16)
+    table = np.zeros((2048, 4))
+    for b in range(1075 - 150, 2047):
+        q = b - 1075
+        keep = 1402 - q  # bits of n below 2^2 after scaling by 2^q
+        value = Fraction(n % (1 << keep), 1 << (1400 - q)) if keep < 1400 + 200 else Fraction(0)
+        for j in range(4):
+            part = float(value)
+            table[b, j] = part
+            value -= Fraction(part)
+    return table
+
+
+_REDUCTION = _reduction_table()
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel construction, once per dtype.
+
+def _horner(coeffs: tuple[float, ...], ftype: type) -> Callable[[Any], Any]:
+    """An inlined Horner evaluation of sum(c_i x^i) with FMAs, constants typed as `ftype`."""
+    names = {f"c{i}": ftype(c) for i, c in enumerate(coeffs)}
+    expr = f"c{len(coeffs) - 1}"
+    for i in range(len(coeffs) - 2, -1, -1):
+        expr = f"_fma(x, {expr}, c{i})"
+    namespace: dict[str, Any] = {"_fma": _fma, **names}
+    exec(f"def poly(x):\n    return {expr}\n", namespace)  # noqa: S102 - generated Horner form
+    return _jit(namespace["poly"])
+
+
+def _build(ftype: type) -> dict[str, Callable[..., Any]]:
+    """All kernels for float64 or float32: one algorithm, constants and widths per dtype."""
+    F = ftype
+    wide = F is np.float64
+    bits = _bits
+    from_bits = _f64_from_bits if wide else _f32_from_bits
+    mant = 52 if wide else 23
+    bias = 1023 if wide else 127
+    itype = np.int64 if wide else np.int32
+
+    def c(v: float) -> Any:
+        return F(v)
+
+    def f_bits(v: float) -> int:
+        return int(np.array(v, dtype=F).view(itype))
+
+    ZERO, HALF, ONE, TWO = c(0.0), c(0.5), c(1.0), c(2.0)
+    INF, NAN = c(np.inf), c(np.nan)
+    MAGIC = c(1.5 * 2.0**mant)  # x + MAGIC - MAGIC = rint(x) for |x| < 2^(mant - 1)
+    MAGIC_BITS = f_bits(1.5 * 2.0**mant)
+    INV_LN2 = c(1.4426950408889634)
+    LN2_HI = c(0.6931471805599453 if wide else 0.6931471824645996)
+    LN2_LO = c(2.3190468138462996e-17 if wide else -1.9046542121259336e-09)
+    # log: ln2 with trailing zeros so e * LN2_HI is exact for every exponent e.
+    LG2_HI = c(float.fromhex("0x1.62e42fefa3800p-1") if wide else float.fromhex("0x1.62e400p-1"))
+    LG2_LO = c(0.6931471805599453094172321 - float(LG2_HI)) if wide else \
+        c(0.6931471805599453094172321 - float(np.float32(LG2_HI)))
+    EXP_LO, EXP_HI = (c(-746.0), c(710.0)) if wide else (c(-104.0), c(89.0))
+    EXPM1_LO = c(-40.0) if wide else c(-18.0)
+    # above EXPM1_SPLIT (k > 60, or 30 in float32), e^x - 1 is e^x to working precision
+    EXPM1_SPLIT = c(60 * 0.69 if wide else 30 * 0.69)
+    TANH_CLAMP = c(20.0) if wide else c(9.5)
+    TINY = c(2.0**-1022 if wide else 2.0**-126)
+    SUB_SCALE, SUB_SHIFT = (c(2.0**54), 54) if wide else (c(2.0**24), 24)
+    SQRT_HALF_BITS = f_bits(math.sqrt(0.5))
+    MANT_MASK = (1 << mant) - 1
+    INV_PIO2 = c(0.6366197723675814)
+    PIO2_1 = c(1.5707963267948966 if wide else 1.5707963705062866)
+    PIO2_2 = c(6.123233995736766e-17 if wide else -4.371138828673793e-08)
+    PIO2_3 = c(-1.4973849048591698e-33 if wide else -1.7151245100058819e-15)
+    TRIG_FAST = c(2.0**31 if wide else 2.0**15)
+
+    exp_poly = _horner(_EXP_64 if wide else _EXP_32, F)
+    log_poly = _horner(_LOG_64 if wide else _LOG_32, F)
+    sin_poly = _horner(_SIN_64 if wide else _SIN_32, F)
+    cos_poly = _horner(_COS_64 if wide else _COS_32, F)
+
+    @_jit
+    def pow2(k: int) -> Any:
+        """2^k for k in the normal exponent range, from the exponent bits."""
+        return from_bits((k + bias) << mant)
+
+    @_jit
+    def expm1_reduced(x: Any) -> Any:
+        """k, and e^r - 1 as hi + lo, for x = k ln2 + r (|x| within the clamps)."""
+        t = x * INV_LN2 + MAGIC
+        kf = t - MAGIC
+        k = bits(t) - MAGIC_BITS
+        r0 = _fma(-kf, LN2_HI, x)  # exact: the result has no more bits than x and k*LN2_HI
+        r = _fma(-kf, LN2_LO, r0)
+        rl = _fma(-kf, LN2_LO, r0 - r)  # what the rounding of r dropped
+        z = r * r
+        zl = _fma(r, r, -z)
+        q = _fma(z * r, exp_poly(r), HALF * z)
+        hi = r + q
+        lo = ((r - hi) + q) + (HALF * zl + rl * (ONE + r))
+        return k, hi, lo
+
+    @_jit
+    def exp(x: Any) -> Any:
+        """e^x: 2^k (1 + p) with p = e^r - 1 as a double-double; one rounding before scaling."""
+        xc = EXP_LO if x < EXP_LO else x
+        xc = EXP_HI if xc > EXP_HI else xc
+        k, ph, pl = expm1_reduced(xc)
+        h = ONE + ph
+        lo = ((ONE - h) + ph) + pl
+        k1 = k >> 1
+        return ((h + lo) * pow2(k1)) * pow2(k - k1)
+
+    @_jit
+    def expm1_dd(x: Any) -> Any:
+        """e^x - 1 as hi + lo for x in [EXPM1_LO, EXPM1_SPLIT]: 2^k p + (2^k - 1), error-free."""
+        k, ph, pl = expm1_reduced(x)
+        s = pow2(k)
+        a = s - ONE
+        ae = (s - a) - ONE  # exact error of a: 0, or -1 when 2^k - 1 rounds to 2^k
+        b = s * ph
+        hi = a + b
+        bb = hi - a
+        e = (a - (hi - bb)) + (b - bb)
+        lo = e + (ae + s * pl)
+        h2 = hi + lo
+        return h2, (hi - h2) + lo
+
+    @_jit
+    def expm1(x: Any) -> Any:
+        """e^x - 1 accurate near 0: the double-double form above; e^x itself for large x."""
+        xc = EXPM1_LO if x < EXPM1_LO else x
+        xc = EXP_HI if xc > EXP_HI else xc
+        small = EXPM1_LO if xc > EXPM1_SPLIT else xc
+        hi, lo = expm1_dd(small)
+        res = hi + lo
+        big = exp(xc)
+        res = big if xc > EXPM1_SPLIT else res
+        return x if x == ZERO else res
+
+    @_jit
+    def tanh(x: Any) -> Any:
+        """E / (E + 2) with E = e^(2|x|) - 1 double-double and a corrected division; sign copied."""
+        a = abs(x)
+        a = TANH_CLAMP if a > TANH_CLAMP else a
+        eh, el = expm1_dd(a + a)
+        d = eh + TWO
+        dl = ((TWO - d) + eh) + el
+        q = eh / d
+        q = q + ((_fma(-q, d, eh) + el) - q * dl) / d
+        res = -q if x < ZERO else q
+        return x if x == ZERO else res
+
+    @_jit
+    def sigmoid(x: Any) -> Any:
+        """1 / (1 + e^-|x|) or its complement e^-|x| / (1 + e^-|x|), with corrected divisions."""
+        e = exp(-abs(x))
+        d = ONE + e
+        dl = (ONE - d) + e
+        rd = ONE / d
+        pos = rd + (_fma(-rd, d, ONE) - rd * dl) * rd
+        neg = e * rd
+        neg = neg + (_fma(-neg, d, e) - neg * dl) * rd
+        return neg if x < ZERO else pos
+
+    @_jit
+    def log_core(u: Any, corr: Any) -> Any:
+        """log(u + corr) for finite u > 0 (normal or subnormal) and |corr| << ulp(u)."""
+        sub = u < TINY
+        v = u * SUB_SCALE if sub else u
+        iv = bits(v)
+        e = (iv - SQRT_HALF_BITS) >> mant
+        m = from_bits(iv - (e << mant))
+        e = e - SUB_SHIFT if sub else e
+        ef = F(e)
+        f = m - ONE
+        s = f / (TWO + f)
+        z = s * s
+        hf = HALF * f * f
+        hfl = _fma(HALF * f, f, -hf)
+        t = s * (hf + z * log_poly(z))
+        # f - hf exactly, as b + bl
+        b = f - hf
+        bb = f - b
+        bl = (f - (b + bb)) + (bb - hf) - hfl
+        a = ef * LG2_HI
+        hi = a + b
+        hb = hi - a
+        hl = (a - (hi - hb)) + (b - hb)
+        return hi + (hl + (bl + (t + (ef * LG2_LO + corr / u))))
+
+    @_jit
+    def log(x: Any) -> Any:
+        """Natural logarithm; log(0) = -inf, log(x < 0) = nan, log(inf) = inf."""
+        res = log_core(x, ZERO)
+        res = x if not (x < INF) else res
+        res = -INF if x == ZERO else res
+        return NAN if x < ZERO else res
+
+    @_jit
+    def log1p(x: Any) -> Any:
+        """log(1 + x) with the rounding error of 1 + x (TwoSum) passed to the log core."""
+        u = ONE + x
+        ub = u - ONE
+        corr = (ONE - (u - ub)) + (x - ub)
+        corr = ZERO if not (u < INF) else corr
+        res = log_core(u, corr)
+        res = x if not (x < INF) else res
+        res = -INF if u == ZERO else res
+        res = NAN if x < -ONE else res
+        return x if x == ZERO else res
+
+    @_jit
+    def softplus(x: Any) -> Any:
+        """log(1 + e^x) = max(x, 0) + log1p(e^-|x|), which never overflows."""
+        e = exp(-abs(x))
+        u = ONE + e
+        corr = (ONE - u) + e
+        lp = log_core(u, corr)
+        m = ZERO if x <= ZERO else x
+        res = m + lp
+        return x if not (x < INF) else res
+
+    # -- trigonometry ------------------------------------------------------------------------
+
+    if wide:
+        @_jit_slow
+        def reduce_exact(x: Any) -> Any:
+            """Payne-Hanek: k mod 4 and r (hi, lo) with x = k pi/2 + r exactly to ~2^-120."""
+            ax = abs(x)
+            ib = bits(ax)
+            b = ib >> 52
+            m = F((ib & MANT_MASK) | (1 << 52))
+            t = np.empty(7)
+            f1, f2, f3, f4 = (_REDUCTION[b, 0], _REDUCTION[b, 1], _REDUCTION[b, 2],
+                              _REDUCTION[b, 3])
+            p1 = m * f1
+            t[0] = p1 - 4.0 * math.floor(p1 * 0.25)  # exact: p1 >= 0, 4 floor(p1 / 4) <= p1
+            p1l = _fma(m, f1, -p1)
+            t[1] = p1l - 4.0 * int(p1l * 0.25)  # |p1l| <= 4: exact
+            p2 = m * f2
+            t[2] = p2
+            t[3] = _fma(m, f2, -p2)
+            p3 = m * f3
+            t[4] = p3
+            t[5] = _fma(m, f3, -p3)
+            t[6] = m * f4
+            kk = 0.0
+            for stage in range(2):
+                for _ in range(3):  # error-free cascades: t[0] ends up the rounded sum
+                    s = t[6]
+                    for i in range(5, -1, -1):
+                        a = t[i]
+                        hi = a + s
+                        bb = hi - a
+                        t[i + 1] = (a - (hi - bb)) + (s - bb)
+                        s = hi
+                    t[0] = s
+                if stage == 0:
+                    kk = math.floor(t[0] + 0.5)
+                    t[0] -= kk
+            lo = 0.0
+            for i in range(6, 0, -1):
+                lo += t[i]
+            rh = t[0] + lo
+            rl = (t[0] - rh) + lo
+            h = rh * PIO2_1
+            hl = _fma(rh, PIO2_1, -h) + (rh * PIO2_2 + rl * PIO2_1)
+            r = h + hl
+            rlo = (h - r) + hl
+            k = int(kk) & 3
+            if x < 0.0:
+                return (-k) & 3, -r, -rlo
+            return k, r, rlo
+    else:
+        reduce_exact = None
+
+    @_jit
+    def reduce_fast(x: Any) -> Any:
+        """k and r (hi, lo) with x = k pi/2 + r, three-part Cody-Waite with FMAs."""
+        t = x * INV_PIO2 + MAGIC
+        kf = t - MAGIC
+        k = bits(t) - MAGIC_BITS
+        a = _fma(-kf, PIO2_1, x)  # exact
+        bh = kf * PIO2_2
+        bl = _fma(kf, PIO2_2, -bh)
+        rh = a - bh
+        bb = rh - a
+        e = (a - (rh - bb)) - (bh + bb)
+        rl = (e - bl) - kf * PIO2_3
+        r = rh + rl
+        return k, r, (rh - r) + rl
+
+    @_jit
+    def sin_cos_dd(rh: Any, rl: Any) -> Any:
+        """sin and cos of rh + rl (|r| <= pi/4 + tiny) as (sh, sl, ch, cl)."""
+        z = rh * rh
+        zl = _fma(rh, rh, -z)
+        ts = _fma(rh * z, sin_poly(z), rl - HALF * z * rl)
+        sh = rh + ts
+        sl = (rh - sh) + ts
+        hz = HALF * z
+        w = ONE - hz
+        tc = (((ONE - w) - hz) - HALF * zl) + (_fma(z * z, cos_poly(z), -rh * rl))
+        ch = w + tc
+        cl = (w - ch) + tc
+        return sh, sl, ch, cl
+
+    if wide:
+        @_jit
+        def reduce(x: Any) -> Any:
+            k, rh, rl = reduce_fast(x)
+            if abs(x) >= TRIG_FAST and abs(x) < INF:
+                k, rh, rl = reduce_exact(x)
+            return k, rh, rl
+
+        @_jit
+        def sin(x: Any) -> Any:
+            """sin x: quadrant k of the reduction picks +-sin r or +-cos r."""
+            k, rh, rl = reduce(x)
+            sh, sl, ch, cl = sin_cos_dd(rh, rl)
+            v = ch if k & 1 else sh
+            v = -v if k & 2 else v
+            return x if x == ZERO else v
+
+        @_jit
+        def cos(x: Any) -> Any:
+            """cos x: quadrant k of the reduction picks +-cos r or +-sin r."""
+            k, rh, rl = reduce(x)
+            sh, sl, ch, cl = sin_cos_dd(rh, rl)
+            v = sh if k & 1 else ch
+            return -v if (k + 1) & 2 else v
+
+        @_jit
+        def tan(x: Any) -> Any:
+            """sin r / cos r (or -cos r / sin r in odd quadrants), a double-double division."""
+            k, rh, rl = reduce(x)
+            sh, sl, ch, cl = sin_cos_dd(rh, rl)
+            odd = k & 1
+            nh = -ch if odd else sh
+            nl = -cl if odd else sl
+            dh = sh if odd else ch
+            dl = sl if odd else cl
+            q = nh / dh
+            q = q + ((_fma(-q, dh, nh) + nl) - q * dl) / dh
+            return x if x == ZERO else q
+
+        return {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh,
+                "sigmoid": sigmoid, "softplus": softplus, "sin": sin, "cos": cos, "tan": tan}
+
+    return {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh,
+            "sigmoid": sigmoid, "softplus": softplus, "_reduce_fast": reduce_fast,
+            "_sin_cos_dd": sin_cos_dd, "_trig_fast": TRIG_FAST}
+
+
+def _build_trig32(k32: dict[str, Any], k64: dict[str, Any]) -> dict[str, Callable[..., Any]]:
+    """float32 sin, cos, tan: float32 reduction and polynomials; |x| >= 2^15 via float64."""
+    reduce_fast = k32.pop("_reduce_fast")
+    sin_cos_dd = k32.pop("_sin_cos_dd")
+    fast = k32.pop("_trig_fast")
+    sin64, cos64, tan64 = k64["sin"], k64["cos"], k64["tan"]
+    ZERO = np.float32(0.0)
+    INF = np.float32(np.inf)
+
+    @_jit
+    def sin(x: Any) -> Any:
+        """sin x in float32; huge |x| rounds the float64 kernel's (exactly reduced) result."""
+        k, rh, rl = reduce_fast(x)
+        sh, sl, ch, cl = sin_cos_dd(rh, rl)
+        v = ch if k & 1 else sh
+        v = -v if k & 2 else v
+        if abs(x) >= fast and abs(x) < INF:
+            v = np.float32(sin64(np.float64(x)))
+        return x if x == ZERO else v
+
+    @_jit
+    def cos(x: Any) -> Any:
+        """cos x in float32; huge |x| rounds the float64 kernel's result."""
+        k, rh, rl = reduce_fast(x)
+        sh, sl, ch, cl = sin_cos_dd(rh, rl)
+        v = sh if k & 1 else ch
+        v = -v if (k + 1) & 2 else v
+        if abs(x) >= fast and abs(x) < INF:
+            v = np.float32(cos64(np.float64(x)))
+        return v
+
+    @_jit
+    def tan(x: Any) -> Any:
+        """tan x in float32 as a corrected double-float division; huge |x| via float64."""
+        k, rh, rl = reduce_fast(x)
+        sh, sl, ch, cl = sin_cos_dd(rh, rl)
+        odd = k & 1
+        nh = -ch if odd else sh
+        nl = -cl if odd else sl
+        dh = sh if odd else ch
+        dl = sl if odd else cl
+        q = nh / dh
+        q = q + ((_fma(-q, dh, nh) + nl) - q * dl) / dh
+        if abs(x) >= fast and abs(x) < INF:
+            q = np.float32(tan64(np.float64(x)))
+        return x if x == ZERO else q
+
+    return {**k32, "sin": sin, "cos": cos, "tan": tan}
+
+
+_K64 = _build(np.float64)
+_K32 = _build_trig32(_build(np.float32), _K64)
+
+VECTOR_MATH: dict[tuple[str, str], Callable[..., Any]] = {
+    **{(name, "float64"): fn for name, fn in _K64.items()},
+    **{(name, "float32"): fn for name, fn in _K32.items()},
+}
