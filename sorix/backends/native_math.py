@@ -51,9 +51,9 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["VECTOR_MATH"]
+__all__ = ["FAST_TRIG", "VECTOR_MATH"]
 
-_jit = numba.njit(error_model="numpy")
+_jit = numba.njit(error_model="numpy", inline="always")
 _jit_slow = numba.njit(error_model="numpy", inline="never")
 
 
@@ -72,6 +72,23 @@ def _fma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
         return builder.call(fn, args)
 
     return a(a, b, c), codegen
+
+
+@intrinsic
+def _div(typingctx: Any, a: Any, b: Any) -> Any:
+    """a / b as IEEE division whatever the caller's error_model: inf or nan, never an exception.
+
+    The kernels are inlined into the caller at numba's IR level, where a `/` takes the caller's
+    error model; under numba's default ("python") it tests for zero and raises, and that branch
+    keeps LLVM from vectorizing the loop.
+    """
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.fdiv(args[0], args[1])
+
+    return a(a, b), codegen
 
 
 @intrinsic
@@ -215,7 +232,6 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
     TINY = c(2.0**-1022 if wide else 2.0**-126)
     SUB_SCALE, SUB_SHIFT = (c(2.0**54), 54) if wide else (c(2.0**24), 24)
     SQRT_HALF_BITS = f_bits(math.sqrt(0.5))
-    MANT_MASK = (1 << mant) - 1
     INV_PIO2 = c(0.6366197723675814)
     PIO2_1 = c(1.5707963267948966 if wide else 1.5707963705062866)
     PIO2_2 = c(6.123233995736766e-17 if wide else -4.371138828673793e-08)
@@ -294,8 +310,8 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         eh, el = expm1_dd(a + a)
         d = eh + TWO
         dl = ((TWO - d) + eh) + el
-        q = eh / d
-        q = q + ((_fma(-q, d, eh) + el) - q * dl) / d
+        q = _div(eh, d)
+        q = q + _div((_fma(-q, d, eh) + el) - q * dl, d)
         res = -q if x < ZERO else q
         return x if x == ZERO else res
 
@@ -305,7 +321,7 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         e = exp(-abs(x))
         d = ONE + e
         dl = (ONE - d) + e
-        rd = ONE / d
+        rd = _div(ONE, d)
         pos = rd + (_fma(-rd, d, ONE) - rd * dl) * rd
         neg = e * rd
         neg = neg + (_fma(-neg, d, e) - neg * dl) * rd
@@ -322,7 +338,7 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         e = e - SUB_SHIFT if sub else e
         ef = F(e)
         f = m - ONE
-        s = f / (TWO + f)
+        s = _div(f, TWO + f)
         z = s * s
         hf = HALF * f * f
         hfl = _fma(HALF * f, f, -hf)
@@ -335,7 +351,7 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         hi = a + b
         hb = hi - a
         hl = (a - (hi - hb)) + (b - hb)
-        return hi + (hl + (bl + (t + (ef * LG2_LO + corr / u))))
+        return hi + (hl + (bl + (t + (ef * LG2_LO + _div(corr, u)))))
 
     @_jit
     def log(x: Any) -> Any:
@@ -371,67 +387,15 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
 
     # -- trigonometry ------------------------------------------------------------------------
 
-    if wide:
-        @_jit_slow
-        def reduce_exact(x: Any) -> Any:
-            """Payne-Hanek: k mod 4 and r (hi, lo) with x = k pi/2 + r exactly to ~2^-120."""
-            ax = abs(x)
-            ib = bits(ax)
-            b = ib >> 52
-            m = F((ib & MANT_MASK) | (1 << 52))
-            t = np.empty(7)
-            f1, f2, f3, f4 = (_REDUCTION[b, 0], _REDUCTION[b, 1], _REDUCTION[b, 2],
-                              _REDUCTION[b, 3])
-            p1 = m * f1
-            t[0] = p1 - 4.0 * math.floor(p1 * 0.25)  # exact: p1 >= 0, 4 floor(p1 / 4) <= p1
-            p1l = _fma(m, f1, -p1)
-            t[1] = p1l - 4.0 * int(p1l * 0.25)  # |p1l| <= 4: exact
-            p2 = m * f2
-            t[2] = p2
-            t[3] = _fma(m, f2, -p2)
-            p3 = m * f3
-            t[4] = p3
-            t[5] = _fma(m, f3, -p3)
-            t[6] = m * f4
-            kk = 0.0
-            for stage in range(2):
-                for _ in range(3):  # error-free cascades: t[0] ends up the rounded sum
-                    s = t[6]
-                    for i in range(5, -1, -1):
-                        a = t[i]
-                        hi = a + s
-                        bb = hi - a
-                        t[i + 1] = (a - (hi - bb)) + (s - bb)
-                        s = hi
-                    t[0] = s
-                if stage == 0:
-                    kk = math.floor(t[0] + 0.5)
-                    t[0] -= kk
-            lo = 0.0
-            for i in range(6, 0, -1):
-                lo += t[i]
-            rh = t[0] + lo
-            rl = (t[0] - rh) + lo
-            h = rh * PIO2_1
-            hl = _fma(rh, PIO2_1, -h) + (rh * PIO2_2 + rl * PIO2_1)
-            r = h + hl
-            rlo = (h - r) + hl
-            k = int(kk) & 3
-            if x < 0.0:
-                return (-k) & 3, -r, -rlo
-            return k, r, rlo
-    else:
-        reduce_exact = None
-
     @_jit
     def reduce_fast(x: Any) -> Any:
-        """k and r (hi, lo) with x = k pi/2 + r, three-part Cody-Waite with FMAs."""
+        """k, r (hi, lo) with x = k pi/2 + r: three-part Cody-Waite with FMAs, |x| < TRIG_FAST."""
         t = x * INV_PIO2 + MAGIC
         kf = t - MAGIC
         k = bits(t) - MAGIC_BITS
-        a = _fma(-kf, PIO2_1, x)  # exact
+        a = _fma(-kf, PIO2_1, x)  # exact: a is a multiple of ulp(PIO2_1) below 2 in magnitude
         bh = kf * PIO2_2
-        bl = _fma(kf, PIO2_2, -bh)
+        bl = _fma(kf, PIO2_2, -bh)  # TwoProduct: kf * PIO2_2 = bh + bl exactly
         rh = a - bh
         bb = rh - a
         e = (a - (rh - bb)) - (bh + bb)
@@ -454,107 +418,168 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         cl = (w - ch) + tc
         return sh, sl, ch, cl
 
-    if wide:
-        @_jit
-        def reduce(x: Any) -> Any:
-            k, rh, rl = reduce_fast(x)
-            if abs(x) >= TRIG_FAST and abs(x) < INF:
-                k, rh, rl = reduce_exact(x)
-            return k, rh, rl
-
-        @_jit
-        def sin(x: Any) -> Any:
-            """sin x: quadrant k of the reduction picks +-sin r or +-cos r."""
-            k, rh, rl = reduce(x)
-            sh, sl, ch, cl = sin_cos_dd(rh, rl)
-            v = ch if k & 1 else sh
-            v = -v if k & 2 else v
-            return x if x == ZERO else v
-
-        @_jit
-        def cos(x: Any) -> Any:
-            """cos x: quadrant k of the reduction picks +-cos r or +-sin r."""
-            k, rh, rl = reduce(x)
-            sh, sl, ch, cl = sin_cos_dd(rh, rl)
-            v = sh if k & 1 else ch
-            return -v if (k + 1) & 2 else v
-
-        @_jit
-        def tan(x: Any) -> Any:
-            """sin r / cos r (or -cos r / sin r in odd quadrants), a double-double division."""
-            k, rh, rl = reduce(x)
-            sh, sl, ch, cl = sin_cos_dd(rh, rl)
-            odd = k & 1
-            nh = -ch if odd else sh
-            nl = -cl if odd else sl
-            dh = sh if odd else ch
-            dl = sl if odd else cl
-            q = nh / dh
-            q = q + ((_fma(-q, dh, nh) + nl) - q * dl) / dh
-            return x if x == ZERO else q
-
-        return {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh,
-                "sigmoid": sigmoid, "softplus": softplus, "sin": sin, "cos": cos, "tan": tan}
-
-    return {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh,
-            "sigmoid": sigmoid, "softplus": softplus, "_reduce_fast": reduce_fast,
-            "_sin_cos_dd": sin_cos_dd, "_trig_fast": TRIG_FAST}
-
-
-def _build_trig32(k32: dict[str, Any], k64: dict[str, Any]) -> dict[str, Callable[..., Any]]:
-    """float32 sin, cos, tan: float32 reduction and polynomials; |x| >= 2^15 via float64."""
-    reduce_fast = k32.pop("_reduce_fast")
-    sin_cos_dd = k32.pop("_sin_cos_dd")
-    fast = k32.pop("_trig_fast")
-    sin64, cos64, tan64 = k64["sin"], k64["cos"], k64["tan"]
-    ZERO = np.float32(0.0)
-    INF = np.float32(np.inf)
-
     @_jit
-    def sin(x: Any) -> Any:
-        """sin x in float32; huge |x| rounds the float64 kernel's (exactly reduced) result."""
-        k, rh, rl = reduce_fast(x)
+    def sin_of(k: int, rh: Any, rl: Any) -> Any:
+        """sin(k pi/2 + r): the quadrant picks +-sin r or +-cos r."""
         sh, sl, ch, cl = sin_cos_dd(rh, rl)
         v = ch if k & 1 else sh
-        v = -v if k & 2 else v
-        if abs(x) >= fast and abs(x) < INF:
-            v = np.float32(sin64(np.float64(x)))
-        return x if x == ZERO else v
+        return -v if k & 2 else v
 
     @_jit
-    def cos(x: Any) -> Any:
-        """cos x in float32; huge |x| rounds the float64 kernel's result."""
-        k, rh, rl = reduce_fast(x)
+    def cos_of(k: int, rh: Any, rl: Any) -> Any:
+        """cos(k pi/2 + r): the quadrant picks +-cos r or +-sin r."""
         sh, sl, ch, cl = sin_cos_dd(rh, rl)
         v = sh if k & 1 else ch
-        v = -v if (k + 1) & 2 else v
-        if abs(x) >= fast and abs(x) < INF:
-            v = np.float32(cos64(np.float64(x)))
-        return v
+        return -v if (k + 1) & 2 else v
 
     @_jit
-    def tan(x: Any) -> Any:
-        """tan x in float32 as a corrected double-float division; huge |x| via float64."""
-        k, rh, rl = reduce_fast(x)
+    def tan_of(k: int, rh: Any, rl: Any) -> Any:
+        """tan(k pi/2 + r): sin r / cos r or -cos r / sin r, a corrected double-double division."""
         sh, sl, ch, cl = sin_cos_dd(rh, rl)
         odd = k & 1
         nh = -ch if odd else sh
         nl = -cl if odd else sl
         dh = sh if odd else ch
         dl = sl if odd else cl
-        q = nh / dh
-        q = q + ((_fma(-q, dh, nh) + nl) - q * dl) / dh
-        if abs(x) >= fast and abs(x) < INF:
-            q = np.float32(tan64(np.float64(x)))
-        return x if x == ZERO else q
+        q = _div(nh, dh)
+        return q + _div((_fma(-q, dh, nh) + nl) - q * dl, dh)
 
-    return {**k32, "sin": sin, "cos": cos, "tan": tan}
+    @_jit
+    def sin_fast(x: Any) -> Any:
+        """sin x for |x| < TRIG_FAST (and nan for +-inf, nan): no branch."""
+        k, rh, rl = reduce_fast(x)
+        v = sin_of(k, rh, rl)
+        return x if x == ZERO else v
+
+    @_jit
+    def cos_fast(x: Any) -> Any:
+        """cos x for |x| < TRIG_FAST (and nan for +-inf, nan): no branch."""
+        k, rh, rl = reduce_fast(x)
+        return cos_of(k, rh, rl)
+
+    @_jit
+    def tan_fast(x: Any) -> Any:
+        """tan x for |x| < TRIG_FAST (and nan for +-inf, nan): no branch."""
+        k, rh, rl = reduce_fast(x)
+        v = tan_of(k, rh, rl)
+        return x if x == ZERO else v
+
+    kernels = {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh,
+               "sigmoid": sigmoid, "softplus": softplus}
+    fast = {"sin": (sin_fast, float(TRIG_FAST)), "cos": (cos_fast, float(TRIG_FAST)),
+            "tan": (tan_fast, float(TRIG_FAST))}
+    if wide:
+        huge = {"sin": _huge(sin_of), "cos": _huge(cos_of), "tan": _huge(tan_of)}
+    else:
+        huge = {name: _via_float64(_K64_TRIG[name]) for name in fast}
+    for name, (kernel, _) in fast.items():
+        kernels[name] = _with_huge_path(kernel, huge[name], TRIG_FAST, INF)
+    return kernels, fast
 
 
-_K64 = _build(np.float64)
-_K32 = _build_trig32(_build(np.float32), _K64)
+@_jit_slow
+def _reduce_exact(x: float) -> tuple[int, float, float]:
+    """Payne-Hanek: k mod 4 and r (hi, lo) with x = k pi/2 + r, r accurate to ~2^-120.
+
+    |x| = m 2^q with an integer m < 2^53; y = x 2/pi mod 4 = m (2^q 2/pi mod 4), the second
+    factor read from `_REDUCTION` as four doubles. The seven products (three TwoProducts and
+    one plain) are reduced mod 4 where they can be large, then summed by repeated error-free
+    cascades (each pass leaves the rounded sum in t[0] and the exact errors below it); the
+    nearest integer is taken out and the fraction summed again, so cancellation near a multiple
+    of pi/2 loses nothing.
+    """
+    ax = abs(x)
+    ib = _bits(ax)
+    b = ib >> 52
+    m = float((ib & ((1 << 52) - 1)) | (1 << 52))
+    f1, f2, f3, f4 = _REDUCTION[b, 0], _REDUCTION[b, 1], _REDUCTION[b, 2], _REDUCTION[b, 3]
+    t = np.empty(7)
+    p1 = m * f1
+    t[0] = p1 - 4.0 * math.floor(p1 * 0.25)  # exact: p1 >= 0, 4 floor(p1 / 4) <= p1
+    p1l = _fma(m, f1, -p1)
+    t[1] = p1l - 4.0 * int(p1l * 0.25)  # |p1l| <= 4: exact
+    p2 = m * f2
+    t[2] = p2
+    t[3] = _fma(m, f2, -p2)
+    p3 = m * f3
+    t[4] = p3
+    t[5] = _fma(m, f3, -p3)
+    t[6] = m * f4
+    kk = 0.0
+    for stage in range(2):
+        for _ in range(3):
+            s = t[6]
+            for i in range(5, -1, -1):
+                a = t[i]
+                hi = a + s
+                bb = hi - a
+                t[i + 1] = (a - (hi - bb)) + (s - bb)
+                s = hi
+            t[0] = s
+        if stage == 0:
+            kk = float(math.floor(t[0] + 0.5))
+            t[0] -= kk
+    lo = 0.0
+    for i in range(6, 0, -1):
+        lo += t[i]
+    rh = t[0] + lo
+    rl = (t[0] - rh) + lo
+    pio2_1, pio2_2 = 1.5707963267948966, 6.123233995736766e-17
+    h = rh * pio2_1
+    hl = _fma(rh, pio2_1, -h) + (rh * pio2_2 + rl * pio2_1)
+    r = h + hl
+    rlo = (h - r) + hl
+    k = int(kk) & 3
+    if x < 0.0:
+        return (-k) & 3, -r, -rlo
+    return k, r, rlo
+
+
+def _huge(of: Callable[..., Any]) -> Callable[..., Any]:
+    """The float64 result for |x| >= 2^31 through the exact reduction."""
+    @_jit_slow
+    def huge(x: float) -> float:
+        k, rh, rl = _reduce_exact(x)
+        return of(k, rh, rl)
+    return huge
+
+
+def _via_float64(kernel64: Callable[..., Any]) -> Callable[..., Any]:
+    """A float32 result for |x| >= 2^15: the float64 kernel, rounded once more."""
+    @_jit_slow
+    def huge(x: Any) -> Any:
+        return np.float32(kernel64(np.float64(x)))
+    return huge
+
+
+def _with_huge_path(fast: Callable[..., Any], huge: Callable[..., Any], bound: Any,
+                    inf: Any) -> Callable[..., Any]:
+    """The fast kernel, and the slow exact one where |x| >= bound (a branch: no vectorization)."""
+    @_jit
+    def kernel(x: Any) -> Any:
+        v = fast(x)
+        if abs(x) >= bound and abs(x) < inf:
+            v = huge(x)
+        return v
+    kernel.__doc__ = fast.__doc__
+    return kernel
+
+
+_K64_TRIG: dict[str, Callable[..., Any]] = {}
+_K64, _FAST64 = _build(np.float64)
+_K64_TRIG.update({name: _K64[name] for name in ("sin", "cos", "tan")})
+_K32, _FAST32 = _build(np.float32)
 
 VECTOR_MATH: dict[tuple[str, str], Callable[..., Any]] = {
     **{(name, "float64"): fn for name, fn in _K64.items()},
     **{(name, "float32"): fn for name, fn in _K32.items()},
+}
+
+# The trigonometric kernels without the huge-argument branch, which keeps LLVM from vectorizing
+# a loop: (kernel, bound), valid for |x| < bound (and nan at +-inf and nan). A caller that wants
+# vector speed runs these in its loop, ORs `abs(x) >= bound` into a flag (a vectorizable
+# reduction), and recomputes the flagged elements with VECTOR_MATH's kernel when the flag is set.
+FAST_TRIG: dict[tuple[str, str], tuple[Callable[..., Any], float]] = {
+    **{(name, "float64"): entry for name, entry in _FAST64.items()},
+    **{(name, "float32"): entry for name, entry in _FAST32.items()},
 }
