@@ -128,7 +128,11 @@ def run(argv: Sequence[str]) -> str:
     shape = _shape(args.shape, MAX_EXPLAIN_ELEMENTS if args.command == "explain"
                    else MAX_ELEMENTS)
     values = _values(getattr(args, "at", []), names, shape)
-    scalar = (lambda *xs: fn(*xs).sum()) if shape else fn
+
+    def scalar(*xs: Any) -> Any:  # the gradient needs one number: sum an array result
+        out = fn(*xs)
+        return out.sum() if getattr(out, "shape", ()) else out
+
     scalar.__signature__ = fn.__signature__  # type: ignore[attr-defined]
 
     if args.command == "explain":
@@ -137,6 +141,7 @@ def run(argv: Sequence[str]) -> str:
         if unknown:
             raise SorixValueError(f"--wrt {unknown[0]!r} is not a variable of the expression "
                              f"(variables: {', '.join(names)})")
+        _check_domain(sorix.trace(scalar, *values), values, names)
         derivation = sorix.explain(scalar, *values, wrt=wrt)
         if args.latex:
             return derivation.to_latex()
@@ -154,6 +159,72 @@ def run(argv: Sequence[str]) -> str:
         return sorix.compile(target).source.rstrip()
     report = sorix.optimize(grad(graph)).report
     return "\n".join(str(r) + "".join(f"\n    {c}" for c in r.changes) for r in report)
+
+
+def _check_domain(graph: Any, values: Sequence[Any], names: Sequence[str]) -> None:
+    """Refuse a point outside a function's domain (log at 0, sqrt of -1, 1/0) with one line
+    naming the function and the value, rather than printing nan or inf.
+
+    Each node is evaluated on its arguments' values with numpy's divide-by-zero and invalid
+    flags raised: the first node that raises is where the point leaves the domain. Overflow
+    (exp(1000)) is not a domain error and prints as inf; a nan or inf the user gave passes."""
+    from sorix.backends.interpreter import interpret
+    from sorix.ir.graph import Graph
+    from sorix.ir.ops import OPS
+
+    order = graph.order()
+    with np.errstate(all="ignore"):
+        computed = dict(zip(order, interpret(Graph(graph.nodes, graph.inputs, order), *values)))
+    for nid in order:
+        node = graph.nodes[nid]
+        if node.is_leaf:
+            continue
+        args = [np.asarray(computed[a]) for a in node.args]
+        if not all(np.isfinite(a).all() for a in args if a.dtype.kind == "f"):
+            continue
+        try:
+            with np.errstate(divide="raise", invalid="raise", over="ignore", under="ignore"):
+                OPS[node.op].impl(np, *args, **node.params)
+        except FloatingPointError as error:
+            raise SorixValueError(_domain_message(graph, nid, args, values, names, error)
+                                  ) from None
+
+
+def _domain_message(graph: Any, nid: int, args: list[np.ndarray], values: Sequence[Any],
+                    names: Sequence[str], error: FloatingPointError) -> str:
+    """'log(x) is undefined at x = -1: log(-1) is not a real number' (for an array, its first
+    entry that is out of the domain)."""
+    from sorix.export.sympy import to_sympy
+    from sorix.ir.graph import Graph
+    from sorix.ir.ops import OPS
+
+    node = graph.nodes[nid]
+    op = OPS[node.op]
+    with np.errstate(all="ignore"):
+        out = np.asarray(op.impl(np, *args, **node.params))
+    bad = np.argwhere(~np.isfinite(out))
+    index = tuple(bad[0]) if out.ndim and bad.size else ()
+    formula = to_sympy(Graph(graph.nodes, graph.inputs, [nid]))[0]
+    formula = formula[index] if isinstance(formula, np.ndarray) else formula
+    entries = [_show(np.broadcast_to(a, out.shape)[index]) for a in args]
+    if len(entries) == 2 and not op.symbol.isidentifier():
+        applied = f"{entries[0]} {op.symbol} {entries[1]}"
+    elif len(entries) == 1 and not op.symbol.isidentifier():  # (-1)**0.5
+        applied = f"({entries[0]}){op.display(node.params)}"
+    else:
+        applied = f"{node.op}({', '.join(entries)})"
+    at = ", ".join(f"{n} = {_show(np.asarray(v)[index] if np.ndim(v) else v)}"
+                   for n, v in zip(names, values))
+    why = "not defined (it would be infinite)" if "divide" in str(error) \
+        else "not a real number"
+    return f"{formula} is undefined at {at}: {applied} is {why}"
+
+
+def _show(value: Any) -> str:
+    array = np.asarray(value)
+    if array.size == 1:
+        return f"{array.item():.6g}"
+    return np.array2string(array, precision=6, threshold=6)
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:

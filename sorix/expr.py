@@ -2,9 +2,10 @@
 
 The text is read by a tokenizer and an operator-precedence (shunting-yard) reader of its own:
 numbers, ASCII names, `+ - * / **`, unary `-`/`+`, parentheses and calls of sorix's elementwise
-functions by name, with Python's precedence (`-x**2` is `-(x**2)`, `2**-1` is `2**(-1)`, `**`
-binds to the right). Nothing else is accepted (no attributes, subscripts, keywords, lambdas,
-strings), and the text never reaches `eval`, `exec`, `ast`, `sympify` or `parse_expr`.
+functions (and `sum`, `mean`) by name, the constants `pi` and `e`, with Python's precedence
+(`-x**2` is `-(x**2)`, `2**-1` is `2**(-1)`, `**` binds to the right). Nothing else is
+accepted (no attributes, subscripts, keywords, lambdas, strings), and the text never reaches
+`eval`, `exec`, `ast`, `sympify` or `parse_expr`.
 
 Invariants:
 - reading and evaluating are loops over flat lists (postfix code), never recursion, so nesting
@@ -33,7 +34,10 @@ from sorix.errors import SorixValueError
 
 #: The functions an expression may call, by name.
 FUNCTIONS = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "abs",
-             "log1p", "softplus")
+             "log1p", "softplus", "sum", "mean")
+
+#: Names that are numbers, not variables (a graph constant holding them prints as pi and E).
+CONSTANTS = {"pi": math.pi, "e": math.e}
 
 #: Longest accepted expression, in characters (a command line's worth).
 MAX_LENGTH = 2000
@@ -199,11 +203,18 @@ def _read(text: str) -> tuple[list[_Instruction], list[str], int | float | None]
             elif token.kind == "name":
                 name = token.text
                 if nxt.text == "(":
+                    if name in CONSTANTS:
+                        raise ExpressionError(f"{name!r} is a constant, not a function; "
+                                              f"write {name}*(...) to multiply")
                     if name not in FUNCTIONS:
                         raise ExpressionError(f"unknown function {name!r}; allowed: "
                                               f"{', '.join(FUNCTIONS)}")
                     pending.append((f"call {name}", token.column))
                     i += 1
+                    continue
+                if name in CONSTANTS:
+                    operands.append(_Const(CONSTANTS[name]))
+                    expect_operand = False
                     continue
                 _check_name(name)
                 if name not in names:

@@ -6,6 +6,11 @@ differences. When they disagree, every node's own VJP rule is checked at the val
 saw, by the dot-product test: <vjp(w), v> must equal the directional derivative of the op's
 forward in direction v. The nodes that fail are named with their op: that is where the wrong
 rule is (a custom op's, typically).
+
+A rule can also be right and still not apply: at a point where a node's function is not
+differentiable (sqrt at 0, |x| at 0), its one-sided difference quotients disagree or are not
+finite. Such nodes are named as not differentiable there (`GradcheckResult.kinks`), whether or
+not the central differences happened to agree.
 """
 
 from __future__ import annotations
@@ -30,17 +35,19 @@ class GradcheckResult:
     ok: bool
     errors: dict[str, float]  # input name -> largest |analytic - numeric|
     culprits: list[str] = field(default_factory=list)  # nodes whose own rule is wrong
+    kinks: list[str] = field(default_factory=list)  # nodes not differentiable at the point
 
     def __bool__(self) -> bool:
         return self.ok
 
     def __str__(self) -> str:
+        errors = ", ".join(f"{name} (max error {err:.2e})" for name, err in self.errors.items())
+        kinks = [f"  not differentiable at this point: {k}" for k in self.kinks]
         if self.ok:
-            return "gradcheck passed: " + ", ".join(
-                f"{name} (max error {err:.2e})" for name, err in self.errors.items())
-        lines = ["gradcheck failed: " + ", ".join(
-            f"{name} (max error {err:.2e})" for name, err in self.errors.items())]
-        lines += [f"  {c}" for c in self.culprits] or ["  no single node's rule is to blame"]
+            return "\n".join([f"gradcheck passed: {errors}", *kinks])
+        lines = [f"gradcheck failed: {errors}", *(f"  {c}" for c in self.culprits), *kinks]
+        if len(lines) == 1:
+            lines.append("  no single node's rule is to blame")
         return "\n".join(lines)
 
 
@@ -76,8 +83,10 @@ def gradcheck(fn: Callable[..., Any], *args: Any, eps: float = 1e-6, rtol: float
         errors[name] = float(np.max(np.abs(g - numeric))) if g.size else 0.0
         ok &= bool(np.allclose(g, numeric, rtol=rtol, atol=atol))
     result = GradcheckResult(ok, errors)
-    if not ok:
-        result.culprits = _culprits(loss, arrays, eps, rtol, atol, rng)
+    kinks = _kinks(loss, arrays, eps, rtol, atol, rng)
+    result.kinks = list(kinks.values())
+    if not ok:  # a rule is not to blame where its function has no derivative
+        result.culprits = _culprits(loss, arrays, eps, rtol, atol, rng, skip=set(kinks))
         if raise_exception:
             raise GradError(str(result))
     return result
@@ -97,7 +106,7 @@ def _finite_difference(graph: Graph, arrays: list[np.ndarray], i: int,
 
 
 def _culprits(graph: Graph, arrays: list[np.ndarray], eps: float, rtol: float, atol: float,
-              rng: np.random.Generator) -> list[str]:
+              rng: np.random.Generator, skip: set[int]) -> list[str]:
     """Nodes whose VJP rule fails the dot-product test at the values they saw."""
     order = graph.order()
     values = dict(zip(order, interpret(Graph(graph.nodes, graph.inputs, order), *arrays)))
@@ -106,7 +115,7 @@ def _culprits(graph: Graph, arrays: list[np.ndarray], eps: float, rtol: float, a
     for nid in order:
         node = graph.nodes[nid]
         op = OPS.get(node.op)
-        if op is None or not op.differentiable:
+        if op is None or not op.differentiable or nid in skip:
             continue
         error = _rule_error(op, node, [values[a] for a in node.args], eps, rng)
         scale = max(1.0, abs(error[1]))
@@ -115,6 +124,48 @@ def _culprits(graph: Graph, arrays: list[np.ndarray], eps: float, rtol: float, a
                          f"{node.op!r} disagrees with finite differences "
                          f"(<vjp(w), v> = {error[2]:.6g}, numeric {error[1]:.6g})")
     return found
+
+
+def _kinks(graph: Graph, arrays: list[np.ndarray], eps: float, rtol: float, atol: float,
+           rng: np.random.Generator) -> dict[int, str]:
+    """Nodes whose function is not differentiable at the values they saw: the forward and the
+    backward difference quotient in a random direction disagree, or one is not finite."""
+    order = graph.order()
+    values = dict(zip(order, interpret(Graph(graph.nodes, graph.inputs, order), *arrays)))
+    names = canonical_names(graph)
+    found: dict[int, str] = {}
+    for nid in order:
+        node = graph.nodes[nid]
+        op = OPS.get(node.op)
+        if op is None or not op.differentiable or not op.pure:
+            continue
+        args = [np.asarray(values[a]) for a in node.args]
+        if not all(np.isfinite(a).all() for a in args if a.dtype.kind == "f"):
+            continue
+        steps = [rng.standard_normal(a.shape) * eps if a.dtype.kind == "f" else None
+                 for a in args]
+        try:
+            with np.errstate(all="ignore"):
+                at = np.asarray(op.impl(np, *args, **node.params), dtype=float)
+                ahead, behind = (np.asarray(op.impl(np, *[a if s is None else a + sign * s
+                                                          for a, s in zip(args, steps)],
+                                                    **node.params), dtype=float)
+                                 for sign in (1, -1))
+                forward, backward = (ahead - at) / eps, (at - behind) / eps
+        except Exception:  # noqa: BLE001 - a node that cannot be probed is not judged
+            continue
+        finite = np.isfinite(forward) & np.isfinite(backward)
+        apart = ~np.isclose(forward, backward, rtol=max(rtol, 1e-3), atol=max(atol, 1e-3))
+        if np.isfinite(at).all() and (~finite | apart).any():
+            shown = ", ".join(f"{names[a]} = {_show(v)}" for a, v in zip(node.args, args))
+            found[nid] = (f"node {names[nid]} = {format_node(node, names)} at {shown} (the "
+                          f"one-sided derivatives of {node.op} disagree or are infinite)")
+    return found
+
+
+def _show(value: np.ndarray) -> str:
+    return f"{value.item():.6g}" if value.size == 1 else np.array2string(value, precision=4,
+                                                                         threshold=6)
 
 
 def _rule_error(op: Any, node: Any, args: list[np.ndarray], eps: float,

@@ -100,3 +100,33 @@ def test_expressions_never_reach_eval(monkeypatch):
 def test_parser_rejects_everything_outside_the_allow_list(text):
     with pytest.raises(ExpressionError):
         parse_expression(text)
+
+
+def test_pi_and_e_are_constants_not_variables():
+    out = run(["explain", "pi*x + e**x", "--at", "x=0"])
+    assert out.startswith("d/d(x) of f = pi*x + exp(x)")
+    assert "df/dx = exp(x) + pi = 4.14159" in out
+    with pytest.raises(ExpressionError, match="'pi' is a constant"):
+        parse_expression("pi(x)")
+
+
+def test_sum_and_mean_are_allowed():
+    out = run(["explain", "sum(x**2) + mean(x)", "--shape", "2", "--at", "x=3"])
+    assert "df/dx = [2*x_0 + 1/2, 2*x_1 + 1/2] = [6.5 6.5]" in out
+
+
+@pytest.mark.parametrize(("expr", "at", "message"), [
+    ("log(x)", "x=-1", "log(x) is undefined at x = -1: log(-1) is not a real number"),
+    ("log(x)", "x=0", "log(x) is undefined at x = 0: log(0) is not defined"),
+    ("sqrt(x)", "x=-4", "sqrt(x) is undefined at x = -4: sqrt(-4) is not a real number"),
+    ("1/x", "x=0", "1/x is undefined at x = 0: 1 / 0 is not defined"),
+    ("x**0.5", "x=-1", "(-1)**0.5 is not a real number"),
+])
+def test_a_point_outside_the_domain_is_a_one_line_error(expr, at, message, capsys):
+    assert main(["explain", expr, "--at", at]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_an_overflow_is_no_domain_error():
+    assert "= inf" in run(["explain", "exp(1000*x)"])

@@ -155,3 +155,20 @@ def test_explain_of_array_arguments():
     assert str(d.gradients["x"].tolist()) == "[2*x_0, 2*x_1]"
     np.testing.assert_allclose(d.values["x"], [2.0, 4.0])
     assert "d/d(%0) = 2*%0" in str(d)
+
+
+@pytest.mark.parametrize(("fn", "point", "passed"), [
+    (lambda x: sorix.sqrt(x), 0.0, False), (lambda x: sorix.abs(x), 0.0, True),
+    (lambda x: sorix.relu(x) * 2, 0.0, False),
+])
+def test_gradcheck_says_where_a_function_is_not_differentiable(fn, point, passed):
+    with np.errstate(all="ignore"):
+        result = sorix.gradcheck(fn, point)
+    assert bool(result) is passed and len(result.kinks) == 1
+    assert result.culprits == []  # the rule is right; the function has no derivative there
+    assert "not differentiable at this point" in str(result)
+    assert "no single node's rule is to blame" not in str(result)
+
+
+def test_gradcheck_finds_no_kink_in_a_smooth_function():
+    assert sorix.gradcheck(lambda x: (sorix.sin(x) * x).sum(), [0.0, 1.5]).kinks == []
