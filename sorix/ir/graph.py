@@ -153,19 +153,12 @@ class PassResults:
 
 
 class Graph:
-    """A computation: node records held in a networkx DiGraph, ordered inputs and outputs."""
+    """A computation: immutable node records, ordered inputs and outputs, and (`nx`, built on
+    demand) the networkx DiGraph of their edges."""
 
     def __init__(self, nodes: Mapping[int, Node], inputs: list[int], outputs: list[int]) -> None:
-        self.nx = nx.DiGraph()
-        self.nx.add_nodes_from((nid, {"node": node}) for nid, node in nodes.items())
-        for nid, node in nodes.items():
-            for pos, arg in enumerate(node.args):
-                data = self.nx.get_edge_data(arg, nid)
-                if data is None:
-                    self.nx.add_edge(arg, nid, positions=(pos,))
-                else:
-                    data["positions"] += (pos,)
         self.nodes: Mapping[int, Node] = dict(nodes)
+        self._nx: nx.DiGraph | None = None
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.results = PassResults()
@@ -175,8 +168,8 @@ class Graph:
     def with_results(self, **results: Any) -> Graph:
         """This graph with exactly these `PassResults` fields set (the others empty).
 
-        The node records and the networkx graph are shared, not copied: both are never
-        mutated, and the results describe exactly these nodes. How a pass attaches what it
+        The node records (and the networkx graph, once built) are shared, not copied: both are
+        never mutated, and the results describe exactly these nodes. How a pass attaches what it
         decided (`plan_memory` returns `graph.with_results(memory_plan=..., changes=...)`)."""
         graph = copy.copy(self)
         graph.inputs, graph.outputs = list(self.inputs), list(self.outputs)
@@ -210,6 +203,24 @@ class Graph:
     def order(self) -> list[int]:
         """Node ids in topological order (ids increase along edges)."""
         return sorted(self.nodes)
+
+    @property
+    def nx(self) -> nx.DiGraph:
+        """The networkx DiGraph of this graph (argument -> user edges carrying the argument
+        positions), built when first asked for: passes read the records, and building a
+        DiGraph for every rebuilt graph was half of what optimizing a large graph cost."""
+        if self._nx is None:
+            digraph = nx.DiGraph()
+            digraph.add_nodes_from((nid, {"node": node}) for nid, node in self.nodes.items())
+            for nid, node in self.nodes.items():
+                for pos, arg in enumerate(node.args):
+                    data = digraph.get_edge_data(arg, nid)
+                    if data is None:
+                        digraph.add_edge(arg, nid, positions=(pos,))
+                    else:
+                        data["positions"] += (pos,)
+            self._nx = digraph
+        return self._nx
 
     def users(self, nid: int) -> list[int]:
         return sorted(self.nx.successors(nid))
