@@ -222,8 +222,7 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
     LN2_LO = c(2.3190468138462996e-17 if wide else -1.9046542121259336e-09)
     # log: ln2 with trailing zeros so e * LN2_HI is exact for every exponent e.
     LG2_HI = c(float.fromhex("0x1.62e42fefa3800p-1") if wide else float.fromhex("0x1.62e400p-1"))
-    LG2_LO = c(0.6931471805599453094172321 - float(LG2_HI)) if wide else \
-        c(0.6931471805599453094172321 - float(np.float32(LG2_HI)))
+    LG2_LO = c(5.497923018708371e-14 if wide else 1.4286068203094173e-06)  # ln2 - LG2_HI
     EXP_LO, EXP_HI = (c(-746.0), c(710.0)) if wide else (c(-104.0), c(89.0))
     EXPM1_LO = c(-40.0) if wide else c(-18.0)
     # above EXPM1_SPLIT (k > 60, or 30 in float32), e^x - 1 is e^x to working precision
@@ -265,15 +264,24 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         return k, hi, lo
 
     @_jit
-    def exp(x: Any) -> Any:
-        """e^x: 2^k (1 + p) with p = e^r - 1 as a double-double; one rounding before scaling."""
+    def exp_dd(x: Any) -> Any:
+        """e^x as hi + lo: 2^k (1 + p), p = e^r - 1 a double-double, 2^k applied as two factors."""
         xc = EXP_LO if x < EXP_LO else x
         xc = EXP_HI if xc > EXP_HI else xc
         k, ph, pl = expm1_reduced(xc)
         h = ONE + ph
         lo = ((ONE - h) + ph) + pl
         k1 = k >> 1
-        return ((h + lo) * pow2(k1)) * pow2(k - k1)
+        s1 = pow2(k1)
+        s2 = pow2(k - k1)
+        hi = (h + lo) * s1
+        return hi * s2, ((h - (h + lo)) + lo) * s1 * s2
+
+    @_jit
+    def exp(x: Any) -> Any:
+        """e^x, rounded once before the (exact, or once rounding if subnormal) scaling."""
+        hi, lo = exp_dd(x)
+        return hi
 
     @_jit
     def expm1_dd(x: Any) -> Any:
@@ -318,13 +326,13 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
     @_jit
     def sigmoid(x: Any) -> Any:
         """1 / (1 + e^-|x|) or its complement e^-|x| / (1 + e^-|x|), with corrected divisions."""
-        e = exp(-abs(x))
-        d = ONE + e
-        dl = (ONE - d) + e
+        eh, el = exp_dd(-abs(x))
+        d = ONE + eh
+        dl = ((ONE - d) + eh) + el
         rd = _div(ONE, d)
         pos = rd + (_fma(-rd, d, ONE) - rd * dl) * rd
-        neg = e * rd
-        neg = neg + (_fma(-neg, d, e) - neg * dl) * rd
+        neg = eh * rd
+        neg = neg + ((_fma(-neg, d, eh) + el) - neg * dl) * rd
         return neg if x < ZERO else pos
 
     @_jit
@@ -377,9 +385,9 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
     @_jit
     def softplus(x: Any) -> Any:
         """log(1 + e^x) = max(x, 0) + log1p(e^-|x|), which never overflows."""
-        e = exp(-abs(x))
-        u = ONE + e
-        corr = (ONE - u) + e
+        eh, el = exp_dd(-abs(x))
+        u = ONE + eh
+        corr = ((ONE - u) + eh) + el
         lp = log_core(u, corr)
         m = ZERO if x <= ZERO else x
         res = m + lp
