@@ -77,7 +77,7 @@ def ulp_distance(got: np.ndarray, want: np.ndarray) -> np.ndarray:
 def mp_ulp_error(name: str, x: float, got: float, dtype: str) -> float:
     """|got - f(x)| in ulps of the correctly rounded f(x) in dtype, f evaluated by mpmath."""
     ft = np.dtype(dtype).type
-    with mp.workdps(60):
+    with mp.workdps(60), np.errstate(over="ignore"):
         ref = MPMATH[name](mp.mpf(float(x)))
         if isinstance(ref, mp.mpc):  # outside the real domain: numpy's nan
             return 0.0 if np.isnan(got) else np.inf
@@ -88,7 +88,7 @@ def mp_ulp_error(name: str, x: float, got: float, dtype: str) -> float:
             return 0.0 if got == rounded else np.inf
         if not np.isfinite(got):
             return np.inf
-        ulp = np.spacing(np.abs(rounded))
+        ulp = np.spacing(np.nextafter(np.abs(rounded), ft(0)))  # the ulp below: finite at max
         return float(abs(mp.mpf(float(got)) - ref) / mp.mpf(float(ulp)))
 
 
