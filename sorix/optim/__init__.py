@@ -1,0 +1,8 @@
+"""Optimizers and learning-rate schedulers with the original Sorix's names."""
+
+from sorix.optim import lr_scheduler
+from sorix.optim.optim import SGD, Adam, AdamW, Optimizer, RMSprop, SGDMomentum
+from sorix.optim.scipy_bridge import ScipyBridge
+
+__all__ = ["Adam", "AdamW", "lr_scheduler", "Optimizer", "RMSprop", "ScipyBridge", "SGD",
+           "SGDMomentum"]

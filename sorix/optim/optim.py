@@ -1,0 +1,274 @@
+"""Optimizers: SGD (with momentum, Nesterov), SGDMomentum, RMSprop, Adam, AdamW.
+
+An optimizer holds `param_groups` (a list of dicts: 'params' plus hyperparameters, each group
+overriding the defaults) and per-parameter `state` (momentum buffers, Adam's moments, step
+counts). `step()` updates every parameter in place, with the device's array module and no
+graph recorded, and bumps each parameter's version so a stale graph that saved it is caught.
+The update rules are PyTorch's (Adam's bias corrections, AdamW's decoupled decay); a
+parameter whose `.grad` is None is skipped.
+
+`state_dict()` is plain data (numbers, strings, arrays; parameters named by index), so
+`sorix.save` writes it in the data-only format and `load_state_dict` restores it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from sorix.device import to_host
+from sorix.errors import SorixTypeError, SorixValueError, at_user_line
+from sorix.tensor import Tensor, enable_grad, no_grad
+
+
+class Optimizer:
+    """Base class: parameter groups, state, zero_grad, step(closure), state_dict."""
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        for key in ("lr", "weight_decay"):
+            if key in defaults and (not isinstance(defaults[key], (int, float))
+                                    or defaults[key] < 0):
+                raise SorixValueError(at_user_line(
+                    f"{type(self).__name__}: {key} must be a number >= 0, got "
+                    f"{defaults[key]!r}"))
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[int, dict[str, Any]] = {}  # by id of the parameter
+        if isinstance(params, Tensor):
+            params = [params]
+        groups = list(params) if isinstance(params, Iterable) else None
+        if groups is None:
+            raise SorixTypeError(at_user_line(
+                f"{type(self).__name__} needs an iterable of tensors or of parameter-group "
+                f"dicts, got {type(params).__name__}"))
+        if not groups:
+            raise SorixValueError(at_user_line(
+                f"{type(self).__name__} got an empty parameter list"))
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyperparameters (defaults fill the rest)."""
+        if not isinstance(param_group, dict) or "params" not in param_group:
+            raise SorixTypeError(at_user_line(
+                "a parameter group is a dict with a 'params' entry"))
+        group = dict(param_group)
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise SorixTypeError(at_user_line(
+                    f"{type(self).__name__} optimizes tensors, got a {type(p).__name__}"))
+            if not p.dtype.is_floating:
+                raise SorixTypeError(at_user_line(
+                    f"{type(self).__name__}: cannot optimize a {p.dtype} tensor"))
+            if id(p) in seen:
+                raise SorixValueError(at_user_line(
+                    "some parameters appear in more than one parameter group"))
+            seen.add(id(p))
+        group["params"] = params
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients: None (the default, as PyTorch's), or zero-filled arrays."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad = Tensor(p.device.xp.zeros_like(p.data), device=p.device)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter once; `closure` (re-evaluating the loss, with backward) is
+        called first with grad enabled and its value returned."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    grad = p.grad
+                    if grad is None:
+                        continue
+                    g = grad.data if isinstance(grad, Tensor) else grad
+                    xp = p.device.xp
+                    g = xp.asarray(g, dtype=p.data.dtype)
+                    state = self.state.setdefault(id(p), {})
+                    self._update(p._mutate(f"{type(self).__name__}.step()"), g, state, group,
+                                 xp)
+        return loss
+
+    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
+                xp: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not define an update")
+
+    # state -----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """{'state': {index: {name: value}}, 'param_groups': [{hyperparameters, 'params':
+        [indices]}]}: parameters are numbered in group order, as PyTorch numbers them."""
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            numbers = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                numbers.append(index[id(p)])
+            groups.append({**{k: v for k, v in group.items() if k != "params"},
+                           "params": numbers})
+        state = {index[key]: {name: (np.array(to_host(v)) if hasattr(v, "shape") else v)
+                              for name, v in s.items()}
+                 for key, s in self.state.items() if key in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore hyperparameters and per-parameter state saved by `state_dict()`."""
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise SorixTypeError(at_user_line(
+                "load_state_dict() needs a dict with 'state' and 'param_groups', as "
+                "state_dict() gives"))
+        saved = state_dict["param_groups"]
+        if len(saved) != len(self.param_groups) or any(
+                len(s["params"]) != len(g["params"]) for s, g in zip(saved, self.param_groups)):
+            raise SorixValueError(at_user_line(
+                "load_state_dict(): the saved parameter groups do not match this optimizer's"))
+        by_number: dict[int, Tensor] = {}
+        for s, g in zip(saved, self.param_groups):
+            for number, p in zip(s["params"], g["params"]):
+                by_number[int(number)] = p
+            for key, value in s.items():
+                if key != "params":
+                    g[key] = tuple(value) if isinstance(value, list) else value
+        self.state = {}
+        for number, s in state_dict["state"].items():
+            p = by_number[int(number)]
+            xp = p.device.xp
+            self.state[id(p)] = {name: (xp.asarray(v, dtype=p.data.dtype)
+                                        if isinstance(v, np.ndarray) else v)
+                                 for name, v in s.items()}
+
+    def __repr__(self) -> str:
+        lines = [type(self).__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines.extend(f"    {k}: {group[k]}" for k in sorted(group) if k != "params")
+        return "\n".join(lines) + "\n)"
+
+
+class SGD(Optimizer):
+    """w -= lr * v, with v = momentum * v + g (v = g when momentum is 0); g includes
+    weight_decay * w; `nesterov` uses g + momentum * v instead of v."""
+
+    def __init__(self, params: Any, lr: float = 1e-3, momentum: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False) -> None:
+        if momentum < 0:
+            raise SorixValueError(at_user_line(f"SGD: momentum must be >= 0, got {momentum}"))
+        if nesterov and momentum <= 0:
+            raise SorixValueError(at_user_line("SGD: nesterov needs a momentum > 0"))
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                      nesterov=nesterov))
+
+    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
+                xp: Any) -> None:
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * w
+        momentum = group["momentum"]
+        if momentum:
+            v = state.get("momentum_buffer")
+            if v is None:
+                v = state["momentum_buffer"] = g.copy()
+            else:
+                v *= momentum
+                v += g
+            g = g + momentum * v if group["nesterov"] else v
+        w -= group["lr"] * g
+
+
+class SGDMomentum(SGD):
+    """SGD with momentum 0.9 by default (the original Sorix's separate name for it)."""
+
+    def __init__(self, params: Any, lr: float = 1e-3, momentum: float = 0.9,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+class RMSprop(Optimizer):
+    """v = alpha * v + (1 - alpha) * g**2; w -= lr * g / (sqrt(v) + eps). `decay` is the
+    original Sorix's name for alpha."""
+
+    def __init__(self, params: Any, lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, decay: float | None = None) -> None:
+        alpha = alpha if decay is None else decay
+        if not 0.0 <= alpha < 1.0:
+            raise SorixValueError(at_user_line(f"RMSprop: alpha must be in [0, 1), got {alpha}"))
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay))
+
+    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
+                xp: Any) -> None:
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * w
+        v = state.get("square_avg")
+        if v is None:
+            v = state["square_avg"] = xp.zeros_like(w)
+        alpha = group["alpha"]
+        v *= alpha
+        v += (1.0 - alpha) * g * g
+        w -= group["lr"] * g / (xp.sqrt(v) + group["eps"])
+
+
+class Adam(Optimizer):
+    """Adam with PyTorch's bias corrections:
+    m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g**2,
+    w -= lr / (1 - b1**t) * m / (sqrt(v / (1 - b2**t)) + eps); weight_decay adds to g (L2)."""
+
+    _decoupled = False
+
+    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        betas = tuple(float(b) for b in betas)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise SorixValueError(at_user_line(
+                f"{type(self).__name__}: betas must be two numbers in [0, 1), got {betas}"))
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
+                xp: Any) -> None:
+        lr, wd = group["lr"], group["weight_decay"]
+        if wd and self._decoupled:
+            w *= 1.0 - lr * wd
+        elif wd:
+            g = g + wd * w
+        if "exp_avg" not in state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(w)
+            state["exp_avg_sq"] = xp.zeros_like(w)
+        state["step"] += 1
+        t = state["step"]
+        b1, b2 = group["betas"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * g * g
+        denom = xp.sqrt(v) / math.sqrt(1.0 - b2**t) + group["eps"]
+        w -= (lr / (1.0 - b1**t)) * m / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (w *= 1 - lr * weight_decay before the Adam step);
+    weight_decay 0.01 by default, as PyTorch's."""
+
+    _decoupled = True
+
+    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
