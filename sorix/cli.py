@@ -1,6 +1,6 @@
 """The `sorix` command (also `python -m sorix`): explain, draw, compile and optimize expressions.
 
-    sorix explain "x**2*sin(y)" --wrt x --at x=3 y=0.5 [--latex | --markdown | --json]
+    sorix explain "x**2*sin(y)" --wrt x --at x=3 y=0.5 [--latex | --markdown | --json] [--adjoint]
     sorix draw "x**2*sin(y)" -o graph.svg [--grad]
     sorix compile "x**2*sin(y)" [--grad]
     sorix passes "x**2*sin(y)"
@@ -65,9 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--at", nargs="+", default=[], metavar="NAME=VALUE",
                          help="values of the variables (default: 1.0 each)")
     style = explain.add_mutually_exclusive_group()
-    style.add_argument("--latex", action="store_true", help="print LaTeX (aligned)")
+    style.add_argument("--latex", action="store_true",
+                       help="print a LaTeX document (the worked solution; pdflatex compiles it)")
     style.add_argument("--markdown", action="store_true", help="print a Markdown table")
     style.add_argument("--json", action="store_true", help="print JSON")
+    explain.add_argument("--adjoint", action="store_true",
+                         help="show the reverse-mode (adjoint) table of IR steps instead of the "
+                              "worked solution")
 
     draw = command("draw", "draw the expression's graph (or its gradient's) to a file")
     draw.add_argument("-o", "--output", required=True,
@@ -144,10 +148,12 @@ def run(argv: Sequence[str]) -> str:
         _check_domain(sorix.trace(scalar, *values), values, names)
         derivation = sorix.explain(scalar, *values, wrt=wrt)
         if args.latex:
-            return derivation.to_latex()
+            return derivation.to_latex(document=True, adjoint=args.adjoint)
         if args.markdown:
             return derivation.to_markdown()
-        return derivation.to_json() if args.json else str(derivation)
+        if args.json:
+            return derivation.to_json()
+        return derivation.adjoint_text() if args.adjoint else str(derivation)
 
     graph = sorix.trace(scalar, *values)
     if args.command == "draw":

@@ -32,7 +32,9 @@ def test_explain_prints_the_derivation_with_rules():
 
 
 def test_explain_formats():
-    assert run(["explain", "x*y", "--latex"]).startswith("\\begin{aligned}")
+    assert run(["explain", "x*y", "--latex"]).startswith("\\documentclass{article}")
+    assert "\\begin{aligned}" in run(["explain", "x*y", "--latex", "--adjoint"])
+    assert "step 1: %2 = mul(%0, %1)" in run(["explain", "x*y", "--adjoint"])
     assert "| step | node | rule |" in run(["explain", "x*y", "--markdown"])
     assert '"gradients"' in run(["explain", "x*y", "--json"])
 
@@ -104,7 +106,7 @@ def test_parser_rejects_everything_outside_the_allow_list(text):
 
 def test_pi_and_e_are_constants_not_variables():
     out = run(["explain", "pi*x + e**x", "--at", "x=0"])
-    assert out.startswith("d/d(x) of f = pi*x + exp(x)")
+    assert out.startswith("f(x) = pi*x + exp(x)")
     assert "df/dx = exp(x) + pi = 4.14159" in out
     with pytest.raises(ExpressionError, match="'pi' is a constant"):
         parse_expression("pi(x)")

@@ -88,21 +88,49 @@ def test_explain_of_an_eager_tensor():
 def test_derivation_exports_latex_markdown_and_json():
     d = sorix.explain(lambda x, y: x**2 * sorix.sin(y), 3.0, 0.5)
     latex = d.to_latex()
-    assert latex.startswith("\\begin{aligned}") and latex.endswith("\\end{aligned}")
-    assert "\\text{product rule}" in latex and "chain rule" not in latex and "x^{2}" in latex
+    assert latex.startswith("\\begin{align*}") and latex.endswith("\\end{align*}")
+    # partial derivatives: with respect to x, sin(y) is a constant factor (and x**2 for y)
+    assert "\\intertext{Step 2 (constant multiple rule):}" in latex and "chain rule" not in latex
+    assert "holding $y$ constant" in latex
+    assert "\\frac{\\partial}{\\partial x}" in latex  # two variables: partial derivatives
+    table = d.to_latex(adjoint=True)
+    assert table.startswith("\\begin{aligned}") and "\\text{product rule}" in table
     markdown = d.to_markdown()
     assert "| step | node | rule |" in markdown and "product rule" in markdown
+    assert "| step | rule | derivative |" in markdown
     data = json.loads(d.to_json())
+    assert data["schema"] == "sorix.derivation/2"
     assert data["gradients"]["x"] == "2*x*sin(y)"
     assert data["steps"][0]["rules"] == ["product rule"]
+    assert [e["position"] for e in data["steps"][0]["local_derivatives"]] == [0, 1]
+    assert data["worked_solutions"]["x"]["simplified"] == "2*x*sin(y)"
+
+
+def test_json_lists_local_derivatives_by_position_and_arrays_as_lists():
+    data = json.loads(sorix.explain(lambda x: x**x, 2.0).to_json())
+    (step,) = data["steps"]
+    assert [(e["position"], e["argument"]) for e in step["local_derivatives"]] == [
+        (0, "x as argument 1"), (1, "x as argument 2")]
+    data = json.loads(sorix.explain(lambda x: (x**2).sum(), np.array([1.0, 2.0])).to_json())
+    assert data["gradients"]["x"] == ["2*x_0", "2*x_1"] and data["values"]["x"] == [2.0, 4.0]
+
+
+def test_markdown_rows_hold_arrays_on_one_line():
+    d = sorix.explain(lambda w: (w**2).sum(), np.arange(6.0).reshape(2, 3))
+    rows = [line for line in d.to_markdown().splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + len(d.steps)  # the header and one row per step
+
+
+def test_jupyter_renders_the_derivation():
+    d = sorix.explain(lambda x: sorix.sin(x) ** 2, 1.0)
+    assert d._repr_latex_().startswith("$$\n\\begin{align*}")
+    assert d._repr_markdown_() == d.to_markdown()
 
 
 def test_derivation_latex_compiles(tmp_path):
     assert shutil.which("pdflatex"), "pdflatex is needed (.ci/run installs texlive-latex-base)"
     d = sorix.explain(lambda x, y: x**2 * sorix.sin(y), 3.0, 0.5)
-    document = ("\\documentclass{article}\\usepackage{amsmath}\\begin{document}\n\\[\n"
-                + d.to_latex() + "\n\\]\n\\end{document}\n")
-    (tmp_path / "d.tex").write_text(document)
+    (tmp_path / "d.tex").write_text(d.to_latex(document=True))
     subprocess.run(["pdflatex", "-interaction=nonstopmode", "d.tex"], cwd=tmp_path,
                    check=True, capture_output=True)
     assert (tmp_path / "d.pdf").exists()

@@ -32,6 +32,17 @@ import sympy as sp
 
 from sorix.backends.interpreter import interpret
 from sorix.errors import SorixTypeError, SorixValueError
+from sorix.export.textbook import (
+    WorkedSolution,
+    _forms,
+    _grouped,
+    align,
+    broken_rows,
+    latex_rows,
+    solve,
+    terms,
+    text_lines,
+)
 from sorix.ir.graph import Graph, GraphBuilder
 from sorix.ir.ops import OPS
 from sorix.ir.printing import canonical_names, format_node
@@ -50,13 +61,15 @@ class Step:
     formula: Any  # the node's value as a SymPy expression of the inputs (None if not scalar)
     adjoint: Any  # d(output)/d(node) as a SymPy expression (None if not scalar)
     locals: list[tuple[str, Any]] = field(default_factory=list)  # (argument, d node / d arg)
+    positions: list[int] = field(default_factory=list)  # each local's argument position
     value: Any = None  # the adjoint's value for concrete arguments
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "node": self.node, "op": self.op, "rules": self.rules,
-            "formula": _text(self.formula), "adjoint": _text(self.adjoint),
-            "local_derivatives": {arg: _text(d) for arg, d in self.locals},
+            "formula": _plain(self.formula), "adjoint": _plain(self.adjoint),
+            "local_derivatives": [{"position": p, "argument": arg, "derivative": _plain(d)}
+                                  for p, (arg, d) in zip(self.positions, self.locals)],
             "value": None if self.value is None else np.asarray(self.value).tolist(),
         }
 
@@ -69,8 +82,38 @@ class Derivation:
     steps: list[Step]
     gradients: dict[str, Any]  # input name -> formula
     values: dict[str, Any]  # input name -> value (for concrete arguments)
+    #: variable -> the forward, inside-out worked solution (scalar derivations only)
+    solutions: dict[str, WorkedSolution] = field(default_factory=dict)
+    point: dict[str, Any] = field(default_factory=dict)  # input name -> its value
 
     def __str__(self) -> str:
+        """The worked solution where there is one (scalar derivations), else the adjoint
+        table; `adjoint_text()` is always the table."""
+        if not self.solutions:
+            return self.adjoint_text()
+        lines = [f"f({', '.join(self.point) or ', '.join(self.gradients)}) = "
+                 f"{_text(self.function)}"]
+        for name, solution in self.solutions.items():
+            held = [n for n in self.point if n != name]
+            held_text = f" ({', '.join(held)} held constant)" if held else ""
+            lines += ["", f"d/d{name}{held_text}, from the inside out:", *text_lines(solution),
+                      ""]
+            lines.append(self._answer(name, solution.answer, solution.simplified))
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _answer(self, name: str, answer: Any, simplified: Any) -> str:
+        value = self.values.get(name)
+        at = "" if value is None else f" = {_number(value)}"
+        if str(simplified) == str(answer):
+            return f"df/d{name} = {_text(answer)}{at}"
+        pad = " " * len(f"df/d{name} ")
+        return f"df/d{name} = {_text(answer)}\n{pad}= {_text(simplified)}{at}"
+
+    def adjoint_text(self) -> str:
+        """The reverse-mode view: each backward step with its IR node, rule, local
+        derivatives and adjoint (what the grad pass does, for the compiler-minded)."""
         lines = [f"d/d({', '.join(self.gradients)}) of f = {_text(self.function)}", ""]
         for i, step in enumerate(self.steps, 1):
             lines.append(f"step {i}: {step.node}   [{', '.join(step.rules)}]")
@@ -86,10 +129,46 @@ class Derivation:
                          + ("" if value is None else f" = {_number(value)}"))
         return "\n".join(lines)
 
-    __repr__ = __str__
+    def to_latex(self, document: bool = False, adjoint: bool = False) -> str:
+        r"""LaTeX: the worked solution as an `align*` environment (amsmath), or with
+        `document=True` a standalone document that defines f and its variables; `adjoint=True`
+        (or an array derivation) gives the adjoint table as an `aligned` environment."""
+        body = self._adjoint_latex() if adjoint or not self.solutions else self._worked_latex()
+        if not document:
+            return body
+        variables = ", ".join(sp.latex(sp.Symbol(n)) for n in self.point or self.gradients)
+        at = ", ".join(rf"{sp.latex(sp.Symbol(n))} = {_number(v)}" for n, v in
+                       self.point.items())
+        shown = body if body.startswith("\\begin{align*}") else f"\\[\n{body}\n\\]"
+        intro = (rf"Let $f({variables})$ be the function below, of the real variable"
+                 rf"{'s' if len(self.point) > 1 else ''} ${variables}$. We differentiate it "
+                 r"one piece at a time, innermost first, naming the rule each step uses"
+                 + (rf", and evaluate the result at ${at}$." if at else "."))
+        return ("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
+                "\\section*{A worked derivative}\n" + intro + "\n"
+                + _display_function(self.function, variables) + "\n" + shown
+                + "\n\\end{document}\n")
 
-    def to_latex(self) -> str:
-        r"""An `aligned` environment (for `\[ ... \]` or `equation*`) with one row per step."""
+    def _worked_latex(self) -> str:
+        rows = []
+        partial = len(self.point) > 1
+        d = r"\partial" if partial else "d"
+        for name, solution in self.solutions.items():
+            v = sp.latex(sp.Symbol(name))
+            if partial:
+                held = ", ".join(f"${sp.latex(sp.Symbol(n))}$" for n in self.point if n != name)
+                rows.append(rf"\intertext{{With respect to ${v}$, holding {held} constant:}}")
+            rows += latex_rows(solution, _latex, d=d)
+            rows += [r"\intertext{Answer:}"]
+            rows += broken_rows(rf"\frac{{{d} f}}{{{d} {v}}}", terms(solution.answer, _latex))
+            if str(solution.simplified) != str(solution.answer):
+                rows += broken_rows("", terms(solution.simplified, _latex))
+            value = self.values.get(name)
+            if value is not None:
+                rows[-1] += rf" \approx {_number(value)}"
+        return align(rows)
+
+    def _adjoint_latex(self) -> str:
         rows = [rf"f &= {_latex(self.function)}"]
         for step in self.steps:
             bar = rf"\bar{{v}}_{{{step.node.split(' ')[0][1:]}}}"
@@ -100,29 +179,75 @@ class Derivation:
                         rf"&= {_latex(formula)}")
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
+    def _repr_latex_(self) -> str:
+        """Jupyter: the derivation as rendered math."""
+        return f"$$\n{self.to_latex()}\n$$"
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
     def to_markdown(self) -> str:
-        lines = [f"**f** = `{_text(self.function)}`", "",
-                 "| step | node | rule | local derivatives | adjoint | value |",
-                 "|---|---|---|---|---|---|"]
+        """Markdown: the worked solution's steps as a table (where there is one), then the
+        adjoint table; every cell one line, arrays as nested lists."""
+        lines = [f"**f** = `{_text(self.function)}`", ""]
+        for name, solution in self.solutions.items():
+            lines += [f"d/d{name}, from the inside out:", "", "| step | rule | derivative |",
+                      "|---|---|---|"]
+            for i, step in enumerate(solution.steps, 1):
+                forms = " = ".join(f"`{f}`" for f in _forms(step, name))
+                lines.append(f"| {i} | {', '.join(step.rules)} | "
+                             f"`d/d{name} {_grouped(step.expression)}` = {forms} |")
+            lines.append("")
+        lines += ["| step | node | rule | local derivatives | adjoint | value |",
+                  "|---|---|---|---|---|---|"]
         for i, step in enumerate(self.steps, 1):
             locals_ = "; ".join(f"d/d(`{a}`) = `{_text(d)}`" for a, d in step.locals)
-            value = "" if step.value is None else _number(step.value)
+            value = "" if step.value is None else _cell(step.value)
             lines.append(f"| {i} | `{step.node}` | {', '.join(step.rules)} | {locals_} | "
                          f"`{_text(step.adjoint)}` | {value} |")
         lines.append("")
         for name, formula in self.gradients.items():
             value = self.values.get(name)
-            lines.append(f"- df/d{name} = `{_text(formula)}`"
-                         + ("" if value is None else f" = {_number(value)}"))
+            solution = self.solutions.get(name)
+            shown = formula if solution is None else solution.simplified
+            lines.append(f"- df/d{name} = `{_text(shown)}`"
+                         + ("" if value is None else f" = {_cell(value)}"))
         return "\n".join(lines)
 
     def to_json(self) -> str:
+        """JSON (schema `JSON_SCHEMA`): formulas as text (arrays of them as nested lists),
+        local derivatives as a list by argument position, values as nested lists."""
         return json.dumps({
-            "function": _text(self.function),
+            "schema": JSON_SCHEMA,
+            "function": _plain(self.function),
             "steps": [s.as_dict() for s in self.steps],
-            "gradients": {k: _text(v) for k, v in self.gradients.items()},
+            "worked_solutions": {k: v.as_dict() for k, v in self.solutions.items()},
+            "gradients": {k: _plain(v) for k, v in self.gradients.items()},
             "values": {k: np.asarray(v).tolist() for k, v in self.values.items()},
         }, indent=2)
+
+
+#: The version of `Derivation.to_json`'s layout.
+JSON_SCHEMA = "sorix.derivation/2"
+
+
+def _display_function(function: Any, variables: str) -> str:
+    return align(broken_rows(f"f({variables})", terms(function, _latex)))
+
+
+def _cell(value: Any) -> str:
+    """A value in one Markdown table cell: a number, or an array as nested lists."""
+    array = np.asarray(value)
+    if array.size == 1:
+        return f"{array.item():.6g}"
+    return str(np.round(array.astype(float), 6).tolist())
+
+
+def _plain(expr: Any) -> Any:
+    """A formula for JSON: text, or for an array nested lists of texts."""
+    if isinstance(expr, np.ndarray):
+        return np.vectorize(_text, otypes=[object])(expr).tolist()
+    return _text(expr)
 
 
 # building a derivation ---------------------------------------------------------------------
@@ -163,15 +288,18 @@ def derive(graph: Graph, wrt: Sequence[int], args: Sequence[Any] | None = None) 
     steps = []
     for node_id, adjoint_id, _ in heard:
         node = backward.nodes[node_id]
+        locals_ = _locals(backward, node_id, formula_of, names, varies)
         steps.append(Step(
             node=f"{names[node_id]} = {format_node(node, names)}", op=node.op,
             rules=rule_names(node, varies, variables),
             formula=shown.get(node_id), adjoint=shown.get(adjoint_id),
-            locals=_locals(backward, node_id, formula_of, names, varies),
+            locals=[(a, d) for _, a, d in locals_], positions=[p for p, _, _ in locals_],
             value=values.get(adjoint_id)))
     input_names = [graph.nodes[graph.inputs[i]].params["name"] for i in wrt]
     grads = backward.outputs[n_out:]
     root = backward.outputs[0]
+    solutions = _worked_solutions(backward, sorted(n for n, _, _ in heard), wrt, formula_of,
+                                  names)
     if not steps:  # f = x or f = a constant: one step, the identity or the constant rule
         rule = "identity rule" if root in variables else "constant rule"
         steps.append(Step(node=f"{names[root]} = {format_node(backward.nodes[root], names)}",
@@ -180,7 +308,37 @@ def derive(graph: Graph, wrt: Sequence[int], args: Sequence[Any] | None = None) 
     return Derivation(
         function=shown.get(backward.outputs[0]), steps=steps,
         gradients={n: shown.get(g) for n, g in zip(input_names, grads)},
-        values={n: values[g] for n, g in zip(input_names, grads)} if values else {})
+        values={n: values[g] for n, g in zip(input_names, grads)} if values else {},
+        solutions=solutions,
+        point=dict(zip(graph.input_names, args)) if args is not None else {})
+
+
+#: Most forward steps a worked solution is written for (beyond, the adjoint table stands alone).
+MAX_WORKED_STEPS = 60
+
+
+def _worked_solutions(graph: Graph, order: list[int], wrt: Sequence[int],
+                      formula_of: dict[int, Any], names: dict[int, str]
+                      ) -> dict[str, WorkedSolution]:
+    """A forward worked solution per variable, for a scalar derivation of modest size."""
+    nodes = graph.nodes
+    used = set(order) | {a for n in order for a in nodes[n].args} | {graph.outputs[0]}
+    formulas = [formula_of.get(n) for n in used]
+    if (len(order) > MAX_WORKED_STEPS or any(nodes[n].shape for n in used)
+            or not all(isinstance(f, sp.Basic) for f in formulas)
+            or any(s.name.startswith(("%", "adjoint(")) for f in formulas
+                   for s in f.free_symbols)
+            or not all(OPS[nodes[n].op].elementwise for n in order)):
+        return {}
+    partials = {n: _partials(graph, n, formula_of, names) for n in order}
+    out = {}
+    for i in wrt:
+        variable = graph.inputs[i]
+        out[nodes[variable].params["name"]] = solve(
+            order, lambda n: nodes[n].args, formula_of.get, partials.__getitem__,
+            lambda n, varies, v=variable: rule_names(nodes[n], varies, {v}),
+            variable, nodes[variable].params["name"], graph.outputs[0])
+    return out
 
 
 def _varying(graph: Graph, variables: set[int]) -> set[int]:
@@ -208,27 +366,38 @@ def rule_names(node: Any, varies: set[int], variables: set[int]) -> list[str]:
     return names
 
 
+def _partials(graph: Graph, node_id: int, formula_of: dict[int, Any],
+              names: dict[int, str]) -> list[Any]:
+    """d node / d argument by argument position (None where an argument has none), over the
+    arguments' formulas; array arguments appear by their IR names."""
+    node = graph.nodes[node_id]
+    partials = _scalar_partials(node.op, len(node.args), node.attrs)
+    arg_formulas = [formula_of.get(a) for a in node.args]
+    substitution = {sp.Symbol(f"a{j}", real=True): f if isinstance(f, sp.Basic)
+                    else sp.Symbol(names[a]) for j, (f, a) in
+                    enumerate(zip(arg_formulas, node.args))}
+    return [None if p is None else _tidy(p.xreplace(substitution)) for p in partials]
+
+
 def _locals(graph: Graph, node_id: int, formula_of: dict[int, Any],
-            names: dict[int, str], varies: set[int]) -> list[tuple[str, Any]]:
-    """d node / d argument for each argument that varies (a constant's would be no step)."""
+            names: dict[int, str], varies: set[int]) -> list[tuple[int, str, Any]]:
+    """(position, argument, d node / d argument) for each argument that varies (a
+    constant's would be no step)."""
     node = graph.nodes[node_id]
     op = OPS[node.op]
     if not op.elementwise or not op.differentiable:
-        return [(names[a], op.text) for a in node.args if a in varies] if op.text else []
-    partials = _scalar_partials(node.op, len(node.args), node.attrs)
+        return [(i, names[a], op.text) for i, a in enumerate(node.args)
+                if a in varies] if op.text else []
+    partials = _partials(graph, node_id, formula_of, names)
     out = []
     for i, arg in enumerate(node.args):
         if partials[i] is None or arg not in varies:
             continue
-        arg_formulas = [formula_of.get(a) for a in node.args]
-        # Scalar arguments appear as their formulas, array ones by their IR names.
-        substitution = {sp.Symbol(f"a{j}", real=True): f if isinstance(f, sp.Basic)
-                        else sp.Symbol(names[a]) for j, (f, a) in
-                        enumerate(zip(arg_formulas, node.args))}
-        label = _text(arg_formulas[i]) if isinstance(arg_formulas[i], sp.Basic) else names[arg]
+        f = formula_of.get(arg)
+        label = _text(f) if isinstance(f, sp.Basic) else names[arg]
         if node.args.count(arg) > 1:  # x**x: which x is meant
             label += f" as argument {i + 1}"
-        out.append((label, _tidy(partials[i].xreplace(substitution))))
+        out.append((i, label, partials[i]))
     return out
 
 
