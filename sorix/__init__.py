@@ -5,7 +5,7 @@ Public API only: everything here is re-exported from the module that owns it.
 
 import math as _math
 
-from sorix import cuda, ir
+from sorix import cuda, ir, nn, optim, utils
 from sorix.api import (
     compile,
     grad,
@@ -79,6 +79,7 @@ from sorix.functional import (
 )
 from sorix.gradcheck import gradcheck
 from sorix.passes.manager import optimize
+from sorix.serialization import load, save
 from sorix.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
@@ -94,10 +95,10 @@ __all__ = [
     "DType", "DTypeError", "e", "enable_grad", "exp", "explain", "eye", "float16", "float32",
     "float64", "from_sympy", "full", "grad", "gradcheck", "GradError", "GraphFormatError",
     "hessian", "int32", "int64", "ir", "is_grad_enabled", "jacobian", "jit", "jvp", "linspace",
-    "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum",
-    "no_grad", "ones", "ones_like", "optimize", "pi", "rand", "randn", "relu",
-    "remove_custom_op", "reshape", "ShapeError", "sigmoid", "sign", "sin", "softmax",
+    "load", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum",
+    "nn", "no_grad", "ones", "ones_like", "optim", "optimize", "pi", "rand", "randn", "relu",
+    "remove_custom_op", "reshape", "save", "ShapeError", "sigmoid", "sign", "sin", "softmax",
     "SorixError", "SorixTypeError", "SorixValueError", "sqrt", "stack", "sum", "tan", "tanh",
-    "tensor", "Tensor", "to_latex", "to_sympy", "trace", "TraceError", "transpose",
+    "tensor", "Tensor", "to_latex", "to_sympy", "trace", "TraceError", "transpose", "utils",
     "value_and_grad", "vjp", "where", "zeros", "zeros_like",
 ]

@@ -74,9 +74,10 @@ def _write(handle: IO[bytes], index: str, arrays: list[np.ndarray]) -> None:
 def _encode(obj: Any, arrays: list[np.ndarray], where: str, depth: int) -> Any:
     if depth > _MAX_DEPTH:
         raise SorixValueError(at_user_line(f"save(): {where} is nested too deeply"))
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, int):
+    if isinstance(obj, (np.ndarray, np.generic)):  # first: np.float64 is also a float
+        arrays.append(_plain_array(np.asarray(obj), where))
+        return {"array" if isinstance(obj, np.ndarray) else "scalar": len(arrays) - 1}
+    if obj is None or isinstance(obj, (bool, str, int)):
         return obj
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else {"float": repr(obj)}
@@ -87,9 +88,6 @@ def _encode(obj: Any, arrays: list[np.ndarray], where: str, depth: int) -> Any:
         arrays.append(_plain_array(np.asarray(to_host(obj.data)), where))
         return {"tensor": len(arrays) - 1, "requires_grad": bool(obj.requires_grad),
                 "device": str(obj.device)}
-    if isinstance(obj, (np.ndarray, np.generic)):
-        arrays.append(_plain_array(np.asarray(obj), where))
-        return {"array" if isinstance(obj, np.ndarray) else "scalar": len(arrays) - 1}
     if isinstance(obj, (list, tuple)):
         items = [_encode(v, arrays, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj)]
         return {"tuple" if isinstance(obj, tuple) else "list": items}
