@@ -53,3 +53,17 @@ def test_the_readme_error_example_prints_what_the_readme_shows(tmp_path):
     result = subprocess.run([sys.executable, str(tmp_path / "shapes.py")], cwd=tmp_path,
                             capture_output=True, text=True, env=env)
     assert result.stderr.strip().splitlines()[-1] == shown
+
+
+def test_tour_4_training(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    out = run_example("tour_4_training.py", tmp_path)
+    epochs = [line.split() for line in out.splitlines() if line.startswith("epoch")]
+    losses = [float(e[3]) for e in epochs]
+    assert len(losses) == 3 and losses[0] > losses[1] > losses[2]
+    assert float(epochs[-1][-1]) > 0.95
+    reloaded = [line for line in out.splitlines() if line.startswith("reloaded")]
+    assert reloaded and reloaded[0].split()[-1] == epochs[-1][-1]  # the same model back
+    svg = ET.parse(tmp_path / "learning_curve.svg").getroot()
+    assert len(svg.findall("{http://www.w3.org/2000/svg}polyline")) == 2
