@@ -29,7 +29,7 @@ import mpmath as mp
 import numpy as np
 
 FUNCTIONS = ("sin", "cos", "tan", "exp", "expm1", "log", "log1p", "tanh", "sigmoid",
-             "softplus")
+             "softplus", "pow")
 DTYPES = ("float64", "float32")
 
 
@@ -44,6 +44,7 @@ NUMPY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "exp": np.exp, "expm1": np.expm1,
     "log": np.log, "log1p": np.log1p, "tanh": np.tanh, "sigmoid": _sigmoid_np,
     "softplus": lambda x: np.logaddexp(x, 0.0),
+    "pow": lambda xy: np.power(xy[:, 0], xy[:, 1]),
 }
 
 MPMATH: dict[str, Callable[[Any], Any]] = {
@@ -51,6 +52,7 @@ MPMATH: dict[str, Callable[[Any], Any]] = {
     "log": mp.log, "log1p": mp.log1p, "tanh": mp.tanh,
     "sigmoid": lambda x: 1 / (1 + mp.exp(-x)),
     "softplus": lambda x: mp.log1p(mp.exp(x)),
+    "pow": mp.power,
 }
 
 
@@ -66,7 +68,8 @@ def _ordered(v: np.ndarray) -> np.ndarray:
 
 def ulp_distance(got: np.ndarray, want: np.ndarray) -> np.ndarray:
     """How many representable values of got's dtype lie between got and want (nan == nan: 0)."""
-    want = want.astype(got.dtype)
+    with np.errstate(over="ignore"):
+        want = want.astype(got.dtype)
     d = np.abs(_ordered(got) - _ordered(want)).astype(np.float64)
     both_nan = np.isnan(got) & np.isnan(want)
     one_nan = np.isnan(got) ^ np.isnan(want)
@@ -74,11 +77,14 @@ def ulp_distance(got: np.ndarray, want: np.ndarray) -> np.ndarray:
     return np.where(one_nan, np.inf, d)
 
 
-def mp_ulp_error(name: str, x: float, got: float, dtype: str) -> float:
-    """|got - f(x)| in ulps of the correctly rounded f(x) in dtype, f evaluated by mpmath."""
+def mp_ulp_error(name: str, x: Any, got: float, dtype: str) -> float:
+    """|got - f(x)| in ulps of the correctly rounded f(x) in dtype, f evaluated by mpmath.
+
+    x is a number, or for pow a pair (x, y) with x != 0.
+    """
     ft = np.dtype(dtype).type
     with mp.workdps(60), np.errstate(over="ignore"):
-        ref = MPMATH[name](mp.mpf(float(x)))
+        ref = MPMATH[name](*(mp.mpf(float(v)) for v in np.atleast_1d(x)))
         if isinstance(ref, mp.mpc):  # outside the real domain: numpy's nan
             return 0.0 if np.isnan(got) else np.inf
         if not mp.isfinite(ref):
@@ -88,8 +94,14 @@ def mp_ulp_error(name: str, x: float, got: float, dtype: str) -> float:
             return 0.0 if got == rounded else np.inf
         if not np.isfinite(got):
             return np.inf
-        ulp = np.spacing(np.nextafter(np.abs(rounded), ft(0)))  # the ulp below: finite at max
-        return float(abs(mp.mpf(float(got)) - ref) / mp.mpf(float(ulp)))
+        # the ulp of the binade holding the exact value (the ulp below it at a power of two)
+        down = np.abs(rounded)
+        if mp.mpf(float(down)) > abs(ref):
+            down = np.nextafter(down, ft(0))
+        fi = np.finfo(dtype)
+        ulp = max(float(np.ldexp(1.0, int(np.frexp(float(down))[1]) - fi.nmant - 1)),
+                  float(fi.smallest_subnormal))
+        return float(abs(mp.mpf(float(got)) - ref) / mp.mpf(ulp))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +143,8 @@ def sample(name: str, dtype: str, n: int, seed: int = 0) -> np.ndarray:
     elif name == "sigmoid":
         parts = [rng.uniform(underflow, 40, q), rng.uniform(-10, 10, q),
                  _log_uniform(rng, q, emin, 10, True), rng.uniform(-40, 40, q)]
+    elif name == "pow":
+        return _sample_pow(rng, dtype, n)
     elif name == "softplus":
         parts = [rng.uniform(-overflow, overflow, q), rng.uniform(-20, 20, q),
                  _log_uniform(rng, q, emin, emax, True), rng.uniform(-2, 2, q)]
@@ -140,17 +154,43 @@ def sample(name: str, dtype: str, n: int, seed: int = 0) -> np.ndarray:
     return x.astype(dtype)
 
 
-SPECIAL: dict[str, list[float]] = {}
+def _sample_pow(rng: np.random.Generator, dtype: str, n: int) -> np.ndarray:
+    """(x, y) rows: results over the whole range, x near 1 with large y, negative x, integer y."""
+    wide = dtype == "float64"
+    emin, emax = (-1074, 1023.9) if wide else (-149, 127.9)
+    q = max(n // 5, 1)
+    big = _log_uniform(rng, q, emin, emax, False)
+    span = 1000.0 if wide else 120.0  # |y log2 x| up to about the exponent range
+    y1 = rng.uniform(-1, 1, q) * span / np.maximum(np.abs(np.log2(big)), 1.0)
+    x2 = rng.uniform(0, 4, q)
+    y2 = rng.uniform(-60, 60, q)
+    x3 = 1 + rng.uniform(-1e-5, 1e-5, q)
+    y3 = rng.uniform(-1, 1, q) * (1e7 if wide else 1e6)
+    x4 = -rng.uniform(0, 8, q)
+    y4 = rng.integers(-40, 40, q).astype(np.float64)
+    x5 = -_log_uniform(rng, n - 4 * q, -60, 60, False)
+    y5 = rng.uniform(-10, 10, n - 4 * q)
+    y5 = np.where(rng.random(y5.size) < 0.5, np.round(y5), y5)
+    xy = np.stack([np.concatenate([big, x2, x3, x4, x5]), np.concatenate([y1, y2, y3, y4, y5])],
+                  axis=1)
+    return xy.astype(dtype)
 
 
-def specials(dtype: str) -> np.ndarray:
-    """nan, +-inf, +-0, the subnormal and normal extremes, +-1 and +-2."""
+def specials(dtype: str, name: str = "") -> np.ndarray:
+    """nan, +-inf, +-0, the subnormal and normal extremes, +-1 and +-2 (pow: all pairs)."""
     fi = np.finfo(dtype)
     tiny_sub = float(fi.smallest_subnormal)
     vals = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, tiny_sub, -tiny_sub,
             float(fi.tiny) - tiny_sub, -(float(fi.tiny) - tiny_sub), float(fi.tiny),
             -float(fi.tiny), 3 * tiny_sub, float(fi.max), -float(fi.max), 1.0, -1.0, 2.0, -2.0,
             0.5, -0.5]
+    if name == "pow":
+        vals += [3.0, -3.0, 2.5, -2.5, 2.0**52 + 1, -(2.0**52 + 1), 2.0**53, 2.0**53 + 2,
+                 2.0**23 + 1, -(2.0**23 + 1), 2.0**24, 2.0**24 + 2, 1.0 + 2.0**-23,
+                 1 - 2.0**-24, 1e-300, 1e300]
+        with np.errstate(over="ignore"):
+            v = np.array(vals, dtype=dtype)
+        return np.stack(np.meshgrid(v, v, indexing="ij"), axis=-1).reshape(-1, 2)
     return np.array(vals, dtype=dtype)
 
 
@@ -193,6 +233,21 @@ def boundaries(name: str, dtype: str) -> np.ndarray:
                 -1e-300, 1e-30, -1e-30, 1e-9, -1e-9]
         if name == "tanh":
             pts += [0.55, 0.625, 22.0, 44.0]
+    elif name == "pow":
+        rows = []
+        for x, y in [(2.0, 1023.99), (2.0, 1024.0), (2.0, -1074.0), (2.0, -1075.0), (2.0, -1022.5),
+                     (10.0, 308.25), (10.0, 308.26), (10.0, -323.3), (0.5, 1074.5), (2.0, 127.99),
+                     (2.0, 128.0), (2.0, -149.0), (2.0, -126.5), (10.0, 38.5), (-2.0, 1023.0),
+                     (-2.0, -1074.0), (-2.0, 127.0), (1.0000001, 1e9), (0.9999999, 1e9),
+                     (1 + 2.0**-52, 2.0**55), (1 - 2.0**-53, 2.0**56), (-1.5, 2.0**52 + 1),
+                     (-1.0000001, 2.0**24 + 1), (3.0, 0.5), (4.0, 0.5), (0.7071067811865476, 2.0),
+                     (1.4142135623730951, 2.0), (7.0, 1.0), (7.0, -1.0), (1e-300, 1.5)]:
+            for xv in _around([x], dtype, 2):
+                for yv in _around([y], dtype, 1):
+                    rows.append((xv, yv))
+        with np.errstate(over="ignore"):
+            xy = np.array(rows, dtype=dtype)
+        return xy[np.isfinite(xy).all(axis=1)]
     elif name in ("log", "log1p"):
         s = float(mp.sqrt(2))
         for e in [-1074, -1060, -1022, -149, -126, -60, -1, 0, 1, 60, 127, 1023]:
@@ -226,16 +281,30 @@ def loop(name: str, dtype: str, fast: bool = False) -> Callable[[np.ndarray, np.
 
         kernel = FAST_TRIG[name, dtype][0] if fast else VECTOR_MATH[name, dtype]
 
-        @numba.njit
-        def apply(x: np.ndarray, out: np.ndarray) -> None:
-            for i in range(x.size):
-                out[i] = kernel(x[i])
+        if name == "pow":
+            @numba.njit
+            def apply2(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+                for i in range(x.size):
+                    out[i] = kernel(x[i], y[i])
 
-        _LOOPS[key] = apply
+            _LOOPS[key] = apply2
+        else:
+            @numba.njit
+            def apply(x: np.ndarray, out: np.ndarray) -> None:
+                for i in range(x.size):
+                    out[i] = kernel(x[i])
+
+            _LOOPS[key] = apply
     return _LOOPS[key]
 
 
 def run(name: str, dtype: str, x: np.ndarray, fast: bool = False) -> np.ndarray:
+    """The kernel over x (for pow, over the rows (x, y) of x)."""
+    if name == "pow":
+        a, b = np.ascontiguousarray(x[:, 0]), np.ascontiguousarray(x[:, 1])
+        out = np.empty_like(a)
+        loop(name, dtype)(a, b, out)
+        return out
     out = np.empty_like(x)
     loop(name, dtype, fast)(x, out)
     return out
@@ -251,8 +320,7 @@ def packed_ops(name: str, dtype: str, fast: bool = False) -> int:
     """Packed (vector) float multiplies, FMAs, adds and divides in the compiled loop."""
     fn = loop(name, dtype, fast)
     if not fn.signatures:
-        x = np.ones(4, dtype=dtype)
-        fn(x, np.empty_like(x))
+        run(name, dtype, np.ones((4, 2) if name == "pow" else 4, dtype=dtype), fast)
     asm = fn.inspect_asm(fn.signatures[0])
     return len(re.findall(r"\bv?(?:mul|fmadd\d*|fmsub\d*|fnmadd\d*|add|sub|div)p[sd]\b", asm))
 
@@ -270,11 +338,17 @@ def speed(name: str, dtype: str, fast: bool = False, n: int = 1_000_000) -> tupl
     """(kernel, numpy) nanoseconds per element over n points of the function's typical range."""
     x = sample(name, dtype, n)
     x = x[np.abs(x) < 1e4] if name in ("sin", "cos", "tan") else x
-    out = np.empty_like(x)
     fn = loop(name, dtype, fast)
-    fn(x, out)
     ref = NUMPY[name]
     with np.errstate(all="ignore"):
+        if name == "pow":
+            a, b = np.ascontiguousarray(x[:, 0]), np.ascontiguousarray(x[:, 1])
+            out = np.empty_like(a)
+            fn(a, b, out)
+            return (_ns_per_element(lambda: fn(a, b, out), a.size),
+                    _ns_per_element(lambda: np.power(a, b, out=out), a.size))
+        out = np.empty_like(x)
+        fn(x, out)
         if name in ("sigmoid", "softplus"):
             npfn = {"sigmoid": lambda: np.add(np.tanh(x * 0.5, out=out) * 0.5, 0.5, out=out),
                     "softplus": lambda: np.logaddexp(x, 0, out=out)}[name]
@@ -285,6 +359,13 @@ def speed(name: str, dtype: str, fast: bool = False, n: int = 1_000_000) -> tupl
 
 # ---------------------------------------------------------------------------------------------
 
+def mp_probe(name: str, x: np.ndarray) -> np.ndarray:
+    """The inputs mpmath can judge: finite, and for pow a nonzero finite base."""
+    if name == "pow":
+        return x[np.isfinite(x).all(axis=1) & (x[:, 0] != 0)]
+    return x[np.isfinite(x)]
+
+
 def check(name: str, dtype: str, n: int, mp_points: int = 20000, worst: int = 2000,
           seed: int = 0) -> dict[str, Any]:
     """The accuracy run for one kernel: numpy distance on n points, mpmath error on a subset."""
@@ -293,13 +374,13 @@ def check(name: str, dtype: str, n: int, mp_points: int = 20000, worst: int = 20
     per_chunk = max(1, mp_points // max(1, -(-n // chunk)))
     total = 0
     max_np = 0.0
-    worst_x: np.ndarray = np.empty(0, dtype=dtype)
+    worst_x: np.ndarray = np.empty((0, 2) if name == "pow" else 0, dtype=dtype)
     i = 0
     while total < n:
         m = min(chunk, n - total)
         x = sample(name, dtype, m, seed=seed + i)
         if i == 0:
-            x = np.concatenate([x, boundaries(name, dtype), specials(dtype)])
+            x = np.concatenate([x, boundaries(name, dtype), specials(dtype, name)])
         got = run(name, dtype, x)
         d = ulp_distance(got, reference(name, x))
         max_np = max(max_np, float(d.max()))
@@ -309,13 +390,13 @@ def check(name: str, dtype: str, n: int, mp_points: int = 20000, worst: int = 20
         total += m
         i += 1
     # mpmath: the points furthest from numpy, a random subset, every boundary
-    probe = np.unique(np.concatenate([worst_x, *chunks, boundaries(name, dtype)]))
-    probe = probe[np.isfinite(probe)]
+    probe = np.unique(np.concatenate([worst_x, *chunks, boundaries(name, dtype)]), axis=0)
+    probe = mp_probe(name, probe)
     got = run(name, dtype, probe)
-    errs = np.array([mp_ulp_error(name, float(a), float(g), dtype) for a, g in zip(probe, got)])
+    errs = np.array([mp_ulp_error(name, a, float(g), dtype) for a, g in zip(probe, got)])
     k = int(np.argmax(errs))
-    return {"points": total, "max_ulp_vs_numpy": max_np, "mp_points": probe.size,
-            "max_ulp_vs_mpmath": float(errs[k]), "worst_x": float(probe[k])}
+    return {"points": total, "max_ulp_vs_numpy": max_np, "mp_points": len(probe),
+            "max_ulp_vs_mpmath": float(errs[k]), "worst_x": tuple(np.atleast_1d(probe[k]))}
 
 
 def main() -> None:
@@ -332,7 +413,8 @@ def main() -> None:
         for name in args.only.split(","):
             r = check(name, dtype, n)
             line = (f"{name + ' ' + dtype:18s} {r['points']:10d} {r['max_ulp_vs_numpy']:12.0f} "
-                    f"{r['max_ulp_vs_mpmath']:13.3f} {r['mp_points']:11d} {r['worst_x']:24.17g}")
+                    f"{r['max_ulp_vs_mpmath']:13.3f} {r['mp_points']:11d} "
+                    f"{', '.join(f'{v:.17g}' for v in r['worst_x']):>24s}")
             if not args.no_speed:
                 fast = name in ("sin", "cos", "tan")
                 tk, tn = speed(name, dtype)

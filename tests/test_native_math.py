@@ -26,6 +26,7 @@ from benchmarks.native_math_accuracy import (  # noqa: E402
     DTYPES,
     FUNCTIONS,
     boundaries,
+    mp_probe,
     mp_ulp_error,
     packed_ops,
     reference,
@@ -42,12 +43,12 @@ BUDGET = 2.0  # ulp against the correctly rounded value
 
 def _mp_errors(name: str, dtype: str, x: np.ndarray) -> np.ndarray:
     got = run(name, dtype, x)
-    return np.array([mp_ulp_error(name, float(a), float(g), dtype) for a, g in zip(x, got)])
+    return np.array([mp_ulp_error(name, a, float(g), dtype) for a, g in zip(x, got)])
 
 
 def _worst(name: str, dtype: str, x: np.ndarray, errs: np.ndarray) -> str:
     i = int(np.argmax(errs))
-    return f"{name} {dtype}: {errs[i]:.3f} ulp at x = {float(x[i])!r}"
+    return f"{name} {dtype}: {errs[i]:.3f} ulp at x = {x[i]!r}"
 
 
 def test_ulp_distance_counts_representable_values() -> None:
@@ -72,12 +73,16 @@ def test_table_covers_every_function_and_dtype() -> None:
 
 @pytest.mark.parametrize(("name", "dtype"), KERNELS, ids=IDS)
 def test_special_values_match_numpy(name: str, dtype: str) -> None:
-    x = specials(dtype)
+    x = specials(dtype, name)
     got = run(name, dtype, x)
-    want = reference(name, x).astype(dtype)
-    assert np.array_equal(np.isnan(got), np.isnan(want)), (x, got, want)
-    exact = ~np.isfinite(x) | (x == 0) | ~np.isfinite(want) | (want == 0)
-    assert np.array_equal(got[exact], want[exact], equal_nan=True), (x[exact], got[exact])
+    with np.errstate(over="ignore"):
+        want = reference(name, x).astype(dtype)
+    assert np.array_equal(np.isnan(got), np.isnan(want)), x[np.isnan(got) != np.isnan(want)]
+    special = ~np.isfinite(x) | (x == 0)
+    special = special.any(axis=1) if name == "pow" else special
+    exact = special | ~np.isfinite(want) | (want == 0)
+    assert np.array_equal(got[exact], want[exact], equal_nan=True), x[exact][
+        ~((got[exact] == want[exact]) | np.isnan(want[exact]))]
     assert np.array_equal(np.signbit(got[want == 0]), np.signbit(want[want == 0]))
     # the other specials (subnormals, extremes, +-1, +-2) within budget of the true value
     finite = ~exact
@@ -87,26 +92,26 @@ def test_special_values_match_numpy(name: str, dtype: str) -> None:
 
 @pytest.mark.parametrize(("name", "dtype"), KERNELS, ids=IDS)
 def test_reduction_boundaries_against_mpmath(name: str, dtype: str) -> None:
-    x = boundaries(name, dtype)
+    x = mp_probe(name, boundaries(name, dtype))
     errs = _mp_errors(name, dtype, x)
     assert errs.max() <= BUDGET, _worst(name, dtype, x, errs)
 
 
 @pytest.mark.parametrize(("name", "dtype"), KERNELS, ids=IDS)
 def test_random_points_against_numpy(name: str, dtype: str) -> None:
-    x = sample(name, dtype, 300_000, seed=1)
+    x = sample(name, dtype, 200_000, seed=1)
     got = run(name, dtype, x)
     d = ulp_distance(got, reference(name, x))
     assert np.isfinite(d).all(), x[~np.isfinite(d)][:5]
-    far = x[d > BUDGET]  # numpy is within ~1 ulp; mpmath settles who is wrong
-    assert far.size <= 300, (far.size, far[:5])
+    far = mp_probe(name, x[d > BUDGET])  # numpy is within ~1 ulp; mpmath settles who is wrong
+    assert len(far) <= 300, (len(far), far[:5])
     errs = _mp_errors(name, dtype, far)
     assert errs.max(initial=0) <= BUDGET, _worst(name, dtype, far, errs)
 
 
 @pytest.mark.parametrize(("name", "dtype"), KERNELS, ids=IDS)
 def test_random_points_against_mpmath(name: str, dtype: str) -> None:
-    x = sample(name, dtype, 2000, seed=2)
+    x = mp_probe(name, sample(name, dtype, 2000, seed=2))
     errs = _mp_errors(name, dtype, x)
     assert errs.max() <= BUDGET, _worst(name, dtype, x, errs)
 

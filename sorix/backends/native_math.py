@@ -197,6 +197,114 @@ def _horner(coeffs: tuple[float, ...], ftype: type) -> Callable[[Any], Any]:
     return _jit(namespace["poly"])
 
 
+def _log_table() -> np.ndarray:
+    """Rows i = 2..93 for m near g_i = 0.6875 + i/128: (c, -log c hi, -log c lo), c = n/128 ~ 1/g_i.
+
+    pow's logarithm multiplies the mantissa m in [sqrt(1/2), sqrt(2)) by c (exactly, with a
+    TwoProduct), so that t = m c - 1 is below 0.012 and log(1 + t) a short series; log(1/c) is
+    taken from the table as a double-double. The row around 1 has c = 1, so log x stays accurate
+    relative to its value near x = 1, where y log x must not lose digits to cancellation.
+    The logarithms come from `decimal` at 50 digits (a few ms at import).
+    """
+    import decimal
+
+    table = np.zeros((96, 3))
+    with decimal.localcontext() as ctx:
+        ctx.prec = 50
+        for i in range(96):
+            g = Fraction(11, 16) + Fraction(i, 128)
+            n = round(128 / g)
+            c = Fraction(n, 128)
+            lg = Fraction(-(decimal.Decimal(n) / decimal.Decimal(128)).ln())
+            hi = float(lg)
+            table[i] = (float(c), hi, float(lg - Fraction(hi)))
+    return table
+
+
+_LOG_TABLE = _log_table()
+_POW_LOG_SERIES = tuple((-1.0) ** k / (k + 3) for k in range(10))  # log1p(t) = t - t^2/2 + t^3 P
+
+
+def _make_pow64(exp_dd2: Callable[..., Any]) -> Callable[..., Any]:
+    """float64 x**y with numpy's (IEEE 754 pow's) special cases; e^(y log|x|) in double-double."""
+    series = _horner(_POW_LOG_SERIES, np.float64)
+    lg2_hi = float.fromhex("0x1.62e42fefa3800p-1")
+    lg2_lo = 5.497923018708371e-14
+    sqrt_half_bits = int(np.array(math.sqrt(0.5)).view(np.int64))
+    magic = 1.5 * 2.0**52
+    magic_bits = int(np.array(magic).view(np.int64))
+    inf = np.inf
+
+    @_jit
+    def log_dd(ax: float) -> tuple[float, float]:
+        """log(ax) as hi + lo to ~2^-68 relative, for finite ax > 0."""
+        sub = ax < 2.0**-1022
+        v = ax * 2.0**54 if sub else ax
+        iv = _bits(v)
+        e = (iv - sqrt_half_bits) >> 52
+        m = _f64_from_bits(iv - (e << 52))
+        e = e - 54 if sub else e
+        ef = float(e)
+        t = ((m - 0.6875) * 128.0 + magic)
+        i = _bits(t) - magic_bits
+        i = 2 if not (i >= 2) else i  # nan, inf, 0: keep the load inside the table
+        i = 93 if i > 93 else i
+        c = _LOG_TABLE[i, 0]
+        ph = m * c
+        pl = _fma(m, c, -ph)  # m c = ph + pl exactly
+        t = ph - 1.0  # exact (Sterbenz)
+        t2 = t * t
+        t2l = _fma(t, t, -t2)
+        a = ef * lg2_hi
+        b = _LOG_TABLE[i, 1]
+        s1 = a + b
+        v1 = s1 - a
+        e1 = (a - (s1 - v1)) + (b - v1)
+        s2 = s1 + t
+        v2 = s2 - s1
+        e2 = (s1 - (s2 - v2)) + (t - v2)
+        h = -0.5 * t2
+        s3 = s2 + h
+        v3 = s3 - s2
+        e3 = (s2 - (s3 - v3)) + (h - v3)
+        low = (((e1 + e2) + e3) + (ef * lg2_lo + _LOG_TABLE[i, 2])
+               + ((pl - pl * t) - 0.5 * t2l + t2 * t * series(t)))
+        hi = s3 + low
+        return hi, (s3 - hi) + low
+
+    @_jit
+    def power(x: float, y: float) -> float:
+        """x**y: |x|^y = e^(y log|x|), y log|x| an exact-enough double-double; sign by parity."""
+        ax = abs(x)
+        ay = abs(y)
+        lh, ll = log_dd(ax)
+        yh = y * lh
+        yl = _fma(y, lh, -yh) + y * ll
+        res, _ = exp_dd2(yh, yl)
+        # parity of y: integers below 2^52 show it in the last bit of ay + 2^52
+        small = ay < 2.0**52
+        ys = ay if small else 0.0
+        yr = (ys + magic) - magic
+        is_int = (yr == ys) if small else ay < inf
+        odd = (_bits(ys + 2.0**52) & 1) == 1 if small else ((_bits(ay) & 1) == 1) & (ay < 2.0**53)
+        odd = odd & is_int
+        neg = (x < 0.0) | ((x == 0.0) & (_bits(x) < 0))  # the sign bit, -0 included
+        res = -res if neg & odd else res
+        res = np.nan if (x < 0.0) & (x > -inf) & ~is_int else res
+        zero_or_inf = (ax == 0.0) | (ax == inf)
+        big = (y < 0.0) == (ax == 0.0)  # 0**negative and inf**positive are infinite
+        edge = inf if big else 0.0
+        edge = -edge if neg & odd else edge
+        res = edge if zero_or_inf else res
+        yinf = ay == inf
+        grows = (ax > 1.0) == (y > 0.0)
+        res = (1.0 if ax == 1.0 else (inf if grows else 0.0)) if yinf else res
+        res = np.nan if (x != x) | (y != y) else res
+        return 1.0 if (y == 0.0) | (x == 1.0) else res
+
+    return power
+
+
 def _build(ftype: type) -> dict[str, Callable[..., Any]]:
     """All kernels for float64 or float32: one algorithm, constants and widths per dtype."""
     F = ftype
@@ -248,14 +356,16 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         return from_bits((k + bias) << mant)
 
     @_jit
-    def expm1_reduced(x: Any) -> Any:
-        """k, and e^r - 1 as hi + lo, for x = k ln2 + r (|x| within the clamps)."""
+    def expm1_reduced(x: Any, xl: Any) -> Any:
+        """k, and e^r - 1 as hi + lo, for x + xl = k ln2 + r (|x| within the clamps, xl tiny)."""
         t = x * INV_LN2 + MAGIC
         kf = t - MAGIC
         k = bits(t) - MAGIC_BITS
         r0 = _fma(-kf, LN2_HI, x)  # exact: the result has no more bits than x and k*LN2_HI
-        r = _fma(-kf, LN2_LO, r0)
-        rl = _fma(-kf, LN2_LO, r0 - r)  # what the rounding of r dropped
+        r1 = _fma(-kf, LN2_LO, r0)
+        rl1 = _fma(-kf, LN2_LO, r0 - r1) + xl  # what the rounding of r1 dropped, and xl
+        r = r1 + rl1
+        rl = (r1 - r) + rl1
         z = r * r
         zl = _fma(r, r, -z)
         q = _fma(z * r, exp_poly(r), HALF * z)
@@ -264,11 +374,13 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         return k, hi, lo
 
     @_jit
-    def exp_dd(x: Any) -> Any:
-        """e^x as hi + lo: 2^k (1 + p), p = e^r - 1 a double-double, 2^k applied as two factors."""
+    def exp_dd2(x: Any, xl: Any) -> Any:
+        """e^(x + xl) as hi + lo: 2^k (1 + p), p = e^r - 1 a double-double, 2^k as two factors."""
+        out = not (EXP_LO <= x <= EXP_HI)
         xc = EXP_LO if x < EXP_LO else x
         xc = EXP_HI if xc > EXP_HI else xc
-        k, ph, pl = expm1_reduced(xc)
+        xl = ZERO if out else xl
+        k, ph, pl = expm1_reduced(xc, xl)
         h = ONE + ph
         lo = ((ONE - h) + ph) + pl
         k1 = k >> 1
@@ -276,6 +388,11 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         s2 = pow2(k - k1)
         hi = (h + lo) * s1
         return hi * s2, ((h - (h + lo)) + lo) * s1 * s2
+
+    @_jit
+    def exp_dd(x: Any) -> Any:
+        """e^x as hi + lo."""
+        return exp_dd2(x, ZERO)
 
     @_jit
     def exp(x: Any) -> Any:
@@ -286,7 +403,7 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
     @_jit
     def expm1_dd(x: Any) -> Any:
         """e^x - 1 as hi + lo for x in [EXPM1_LO, EXPM1_SPLIT]: 2^k p + (2^k - 1), error-free."""
-        k, ph, pl = expm1_reduced(x)
+        k, ph, pl = expm1_reduced(x, ZERO)
         s = pow2(k)
         a = s - ONE
         ae = (s - a) - ONE  # exact error of a: 0, or -1 when 2^k - 1 rounds to 2^k
@@ -474,6 +591,8 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
 
     kernels = {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh,
                "sigmoid": sigmoid, "softplus": softplus}
+    if wide:
+        kernels["pow"] = _make_pow64(exp_dd2)
     fast = {"sin": (sin_fast, float(TRIG_FAST)), "cos": (cos_fast, float(TRIG_FAST)),
             "tan": (tan_fast, float(TRIG_FAST))}
     if wide:
@@ -574,9 +693,19 @@ def _with_huge_path(fast: Callable[..., Any], huge: Callable[..., Any], bound: A
 
 
 _K64_TRIG: dict[str, Callable[..., Any]] = {}
+
+
+def _pow32(pow64: Callable[..., Any]) -> Callable[..., Any]:
+    """float32 x**y: the float64 kernel, rounded (y log x needs more bits than float32 has)."""
+    @_jit
+    def power(x: Any, y: Any) -> Any:
+        return np.float32(pow64(np.float64(x), np.float64(y)))
+    power.__doc__ = _pow32.__doc__
+    return power
 _K64, _FAST64 = _build(np.float64)
 _K64_TRIG.update({name: _K64[name] for name in ("sin", "cos", "tan")})
 _K32, _FAST32 = _build(np.float32)
+_K32["pow"] = _pow32(_K64["pow"])
 
 VECTOR_MATH: dict[tuple[str, str], Callable[..., Any]] = {
     **{(name, "float64"): fn for name, fn in _K64.items()},
