@@ -67,3 +67,16 @@ def test_tour_4_training(tmp_path):
     assert reloaded and reloaded[0].split()[-1] == epochs[-1][-1]  # the same model back
     svg = ET.parse(tmp_path / "learning_curve.svg").getroot()
     assert len(svg.findall("{http://www.w3.org/2000/svg}polyline")) == 2
+
+
+def test_the_readme_training_example_prints_what_the_readme_shows(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Training"):]
+    blocks = re.findall(r"```(\w*)\n(.*?)```", section, re.S)
+    code, shown = blocks[0][1], blocks[1][1]
+    (tmp_path / "train.py").write_text(code)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, capture_output=True,
+                            text=True, env=env, check=True)
+    assert result.stdout == shown
+    assert (tmp_path / "ckpt.sorix").exists()
