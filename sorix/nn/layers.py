@@ -14,6 +14,7 @@ Random initial values and Dropout masks come from numpy's global generator, so
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,18 @@ from sorix.dtypes import as_dtype
 from sorix.errors import SorixTypeError, SorixValueError, at_user_line
 from sorix.nn.net import Module
 from sorix.tensor import Tensor, no_grad
+
+
+class _Traced(threading.local):
+    """What layers do when traced inside a compiled training step (`sorix.optim.compile_step`),
+    per thread. `dropout_shapes`: a list while the step records which masks Dropout needs
+    (shape, dtype, p); `dropout_masks`: the traced masks to use, in call order."""
+
+    dropout_shapes: list[tuple[tuple[int, ...], Any, float]] | None = None
+    dropout_masks: list[Tensor] | None = None
+
+
+TRACED = _Traced()
 
 
 def _parameter(array: np.ndarray, dtype: Any, device: Any, requires_grad: bool = True
@@ -195,8 +208,15 @@ class BatchNorm1d(Module):
         mean = x.mean(axis=0, keepdims=True)
         centered = x - mean
         var = (centered * centered).mean(axis=0, keepdims=True)
-        if x.data is not None:  # traced inputs have no statistics to record
+        if x.data is not None:
             self._update_running(mean.data, var.data * (n / (n - 1)))
+        else:  # traced: the new statistics are results of the program (see compile_step)
+            m = self.momentum
+            self._traced_updates = [
+                ("running_mean", (1.0 - m) * self.running_mean + m * mean.astype(
+                    self.running_mean.dtype)),
+                ("running_var", (1.0 - m) * self.running_var + (m * n / (n - 1)) * var.astype(
+                    self.running_var.dtype))]
         return centered * ((var + self.eps) ** -0.5 * self.gamma) + self.beta
 
     def _update_running(self, mean: Any, unbiased_var: Any) -> None:
@@ -227,9 +247,24 @@ class Dropout(Module):
             return x
         if self.p == 1.0:
             return x * 0.0
+        if x.data is None:
+            return self._traced(x)
         keep = np.random.random_sample(x.shape) >= self.p
         mask = (keep / (1.0 - self.p)).astype(x.dtype.numpy)
         return x * Tensor(mask, device=x.device)
+
+    def _traced(self, x: Tensor) -> Tensor:
+        """A traced Dropout takes its mask as a program input: the compiled step first
+        records the shapes, then draws the masks on the host each call, from numpy's
+        generator in forward order, which are the numbers an eager step would draw."""
+        if TRACED.dropout_shapes is not None:
+            TRACED.dropout_shapes.append((x.shape, x.dtype.numpy, self.p))
+            return x
+        if TRACED.dropout_masks:
+            return x * TRACED.dropout_masks.pop(0)
+        raise SorixValueError(at_user_line(
+            "Dropout in training mode inside sorix.jit needs its random mask as an input: "
+            "compile the training step with sorix.optim.compile_step, or call model.eval()"))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -110,6 +110,8 @@ class CrossEntropyLoss(Module):
             raise ShapeError(at_user_line(
                 f"CrossEntropyLoss: logits must have shape (N, C), got {logits.shape}"))
         n, c = logits.shape
+        if isinstance(y_real, Tensor) and y_real.data is None:
+            return self._traced(logits, y_real)
         target = _host(y_real)
         dtype = logits.dtype.numpy
         if self.one_hot or (target.shape == (n, c) and target.dtype.kind == "f" and c > 1):
@@ -135,17 +137,35 @@ class CrossEntropyLoss(Module):
                     f"[{labels.min()}, {labels.max()}]"))
             one_hot = np.zeros((n, c), dtype)
             one_hot[np.arange(n), labels] = 1.0
-        place = logits.device
-        per_sample = -(logits.log_softmax(axis=1) * Tensor(one_hot, device=place)).sum(axis=1)
+        return self._reduced(logits, Tensor(one_hot, device=logits.device))
+
+    def _reduced(self, logits: Tensor, one_hot: Tensor) -> Tensor:
+        c = logits.shape[1]
+        per_sample = -(logits.log_softmax(axis=1) * one_hot).sum(axis=1)
         if self.weight is None:
             return _reduce(per_sample, self.reduction)
-        w = _host(self.weight).astype(dtype)
+        w = _host(self.weight).astype(logits.dtype.numpy)
         if w.shape != (c,):
             raise ShapeError(at_user_line(
                 f"CrossEntropyLoss: weight must have one entry per class, shape ({c},), got "
                 f"{w.shape}"))
-        w_sample = one_hot @ w
-        weighted = per_sample * Tensor(w_sample, device=place)
+        w_sample = one_hot @ Tensor(w, device=logits.device)
+        weighted = per_sample * w_sample
         if self.reduction == "mean":
-            return weighted.sum() / float(w_sample.sum())
+            return weighted.sum() / w_sample.sum()
         return _reduce(weighted, self.reduction)
+
+    def _traced(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Traced targets (inside sorix.jit): the one-hot matrix is built with ops; indices
+        cannot be range-checked before they exist."""
+        n, c = logits.shape
+        dtype = logits.dtype
+        if self.one_hot or (target.shape == (n, c) and target.dtype.is_floating and c > 1):
+            return self._reduced(logits, target.astype(dtype))
+        if target.shape not in ((n,), (n, 1)):
+            raise ShapeError(at_user_line(
+                f"CrossEntropyLoss: class-index targets must have shape ({n},), got "
+                f"{target.shape}"))
+        classes = Tensor(np.arange(c).reshape(1, c))
+        one_hot = (target.reshape(n, 1).astype(classes.dtype) == classes).astype(dtype)
+        return self._reduced(logits, one_hot)

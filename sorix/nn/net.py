@@ -13,6 +13,7 @@ an optimizer built earlier keeps training the same tensors.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -217,6 +218,26 @@ class Module:
     def cuda(self, device: Any = None) -> Module:
         return self.to("cuda" if device is None else device)
 
+    @contextlib.contextmanager
+    def _substituted(self, replacements: dict[int, Tensor]) -> Iterator[None]:
+        """Within the block, every attribute (or list, tuple, dict item) holding a tensor whose
+        id is in `replacements` holds its replacement instead: how a compiled step runs the
+        model's own forward on traced stand-ins for its parameters and buffers."""
+        saved: list[tuple[Module, str, Any]] = []
+        try:
+            for module in self.modules():
+                for name, value in list(module.__dict__.items()):
+                    if name.startswith("_"):
+                        continue
+                    new = _replaced(value, replacements)
+                    if new is not value:
+                        saved.append((module, name, value))
+                        module.__dict__[name] = new
+            yield
+        finally:
+            for module, name, value in reversed(saved):
+                module.__dict__[name] = value
+
     # printing --------------------------------------------------------------------------------
 
     def extra_repr(self) -> str:
@@ -242,6 +263,21 @@ class Module:
 
 def _data(value: Any) -> Any:
     return value.data if isinstance(value, Tensor) else value
+
+
+def _replaced(value: Any, replacements: dict[int, Tensor]) -> Any:
+    """`value` with the tensors named in `replacements` swapped; the same object if none is."""
+    if isinstance(value, Tensor):
+        return replacements.get(id(value), value)
+    if isinstance(value, (list, tuple)):
+        items = [_replaced(v, replacements) for v in value]
+        if all(a is b for a, b in zip(items, value)):
+            return value
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        items = {k: _replaced(v, replacements) for k, v in value.items()}
+        return value if all(items[k] is value[k] for k in value) else items
+    return value
 
 
 def _moved(value: Any, place: Any) -> Any:

@@ -102,13 +102,47 @@ class Optimizer:
                     g = grad.data if isinstance(grad, Tensor) else grad
                     xp = p.device.xp
                     g = xp.asarray(g, dtype=p.data.dtype)
-                    state = self.state.setdefault(id(p), {})
-                    self._update(p._mutate(f"{type(self).__name__}.step()"), g, state, group,
-                                 xp)
+                    state = self._state_of(p)
+                    state["step"] += 1
+                    arrays = {k: v for k, v in state.items() if k != "step"}
+                    w, arrays = self._rule(p.data, g, arrays, group,
+                                           self._scalars(group, state["step"]))
+                    p._mutate(f"{type(self).__name__}.step()")[...] = w
+                    state.update(arrays)
         return loss
 
-    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
-                xp: Any) -> None:
+    def _state_of(self, p: Tensor) -> dict[str, Any]:
+        """p's state, created on first use: a step count and the rule's zero buffers."""
+        state = self.state.get(id(p))
+        if state is None:
+            xp = p.device.xp
+            state = {"step": 0, **{name: xp.zeros_like(p.data) for name in self._buffers(
+                self._group_of(p))}}
+            self.state[id(p)] = state
+        return state
+
+    def _group_of(self, p: Tensor) -> dict[str, Any]:
+        for group in self.param_groups:
+            if any(q is p for q in group["params"]):
+                return group
+        raise SorixValueError(at_user_line("the tensor is not one of this optimizer's"))
+
+    # An update rule is written once, as a function of values with arithmetic operators, so the
+    # same code updates numpy (or cupy) arrays eagerly and traced tensors inside a compiled
+    # training step (`sorix.optim.compile_step`). Per-step numbers that change between calls
+    # (the learning rate, bias corrections) come in `scalars`, computed on the host; the
+    # group's other hyperparameters are fixed constants of the rule.
+
+    def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """Names of the per-parameter arrays the rule keeps (momentum, moments)."""
+        return ()
+
+    def _scalars(self, group: dict[str, Any], step: int) -> dict[str, float]:
+        return {"lr": float(group["lr"])}
+
+    def _rule(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
+              scalars: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """(new parameter, new state arrays) from the parameter, its gradient and state."""
         raise NotImplementedError(f"{type(self).__name__} does not define an update")
 
     # state -----------------------------------------------------------------------------------
@@ -177,20 +211,19 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                                       nesterov=nesterov))
 
-    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
-                xp: Any) -> None:
+    def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("momentum_buffer",) if group["momentum"] else ()
+
+    def _rule(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
+              scalars: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         if group["weight_decay"]:
             g = g + group["weight_decay"] * w
         momentum = group["momentum"]
-        if momentum:
-            v = state.get("momentum_buffer")
-            if v is None:
-                v = state["momentum_buffer"] = g.copy()
-            else:
-                v *= momentum
-                v += g
-            g = g + momentum * v if group["nesterov"] else v
-        w -= group["lr"] * g
+        if not momentum:
+            return w - scalars["lr"] * g, {}
+        v = momentum * state["momentum_buffer"] + g  # the first step's buffer is g itself
+        step = g + momentum * v if group["nesterov"] else v
+        return w - scalars["lr"] * step, {"momentum_buffer": v}
 
 
 class SGDMomentum(SGD):
@@ -212,17 +245,16 @@ class RMSprop(Optimizer):
             raise SorixValueError(at_user_line(f"RMSprop: alpha must be in [0, 1), got {alpha}"))
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay))
 
-    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
-                xp: Any) -> None:
+    def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("square_avg",)
+
+    def _rule(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
+              scalars: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         if group["weight_decay"]:
             g = g + group["weight_decay"] * w
-        v = state.get("square_avg")
-        if v is None:
-            v = state["square_avg"] = xp.zeros_like(w)
         alpha = group["alpha"]
-        v *= alpha
-        v += (1.0 - alpha) * g * g
-        w -= group["lr"] * g / (xp.sqrt(v) + group["eps"])
+        v = alpha * state["square_avg"] + (1.0 - alpha) * (g * g)
+        return w - scalars["lr"] * g / (v**0.5 + group["eps"]), {"square_avg": v}
 
 
 class Adam(Optimizer):
@@ -240,27 +272,27 @@ class Adam(Optimizer):
                 f"{type(self).__name__}: betas must be two numbers in [0, 1), got {betas}"))
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
-    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
-                xp: Any) -> None:
-        lr, wd = group["lr"], group["weight_decay"]
-        if wd and self._decoupled:
-            w *= 1.0 - lr * wd
-        elif wd:
-            g = g + wd * w
-        if "exp_avg" not in state:
-            state["step"] = 0
-            state["exp_avg"] = xp.zeros_like(w)
-            state["exp_avg_sq"] = xp.zeros_like(w)
-        state["step"] += 1
-        t = state["step"]
+    def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq")
+
+    def _scalars(self, group: dict[str, Any], step: int) -> dict[str, float]:
         b1, b2 = group["betas"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= b1
-        m += (1.0 - b1) * g
-        v *= b2
-        v += (1.0 - b2) * g * g
-        denom = xp.sqrt(v) / math.sqrt(1.0 - b2**t) + group["eps"]
-        w -= (lr / (1.0 - b1**t)) * m / denom
+        lr = float(group["lr"])
+        return {"step_size": lr / (1.0 - b1**step),
+                "root_correction": 1.0 / math.sqrt(1.0 - b2**step),
+                "decay": 1.0 - lr * group["weight_decay"]}
+
+    def _rule(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any],
+              scalars: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        if group["weight_decay"] and self._decoupled:
+            w = w * scalars["decay"]
+        elif group["weight_decay"]:
+            g = g + group["weight_decay"] * w
+        b1, b2 = group["betas"]
+        m = b1 * state["exp_avg"] + (1.0 - b1) * g
+        v = b2 * state["exp_avg_sq"] + (1.0 - b2) * (g * g)
+        denom = v**0.5 * scalars["root_correction"] + group["eps"]
+        return w - scalars["step_size"] * m / denom, {"exp_avg": m, "exp_avg_sq": v}
 
 
 class AdamW(Adam):

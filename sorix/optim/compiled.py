@@ -1,0 +1,180 @@
+"""compile_step: a whole training step (forward, backward, optimizer update) as one program.
+
+    step = sorix.optim.compile_step(lambda x, y: criterion(model(x), y), model, optimizer)
+    for x, y in loader:
+        loss = step(x, y)          # the eager loop's zero_grad/forward/backward/step, compiled
+
+The step is an ordinary `sorix.jit` function of explicit state: the parameters, the model's
+other tensors (buffers such as BatchNorm's running statistics, frozen weights), the
+optimizer's per-parameter arrays, the per-step numbers the update needs (learning rate, bias
+corrections: computed on the host, so a scheduler's new rate is an input, not a recompile)
+and Dropout's masks. The model's own forward runs on traced stand-ins for its tensors
+(`Module._substituted`), the gradient comes from `sorix.value_and_grad` nested inside the
+trace, and the update is the optimizer's own rule (`Optimizer._rule`, written once for arrays
+and traced tensors). Each call then writes the new values back into the same tensors and
+state arrays, so the model, the optimizer, its `state_dict` and a scheduler see what an eager
+step would have left; the parameters' `.grad` is not filled.
+
+Random numbers: Dropout masks are drawn on the host from numpy's generator, in forward order,
+before each call: the numbers an eager step would draw, so eager and compiled training agree
+(to rounding) from the same seed. Which masks a signature needs is learned once per batch
+shape by tracing the loss.
+
+A program is kept per training/eval mode of the model's modules and per optimizer
+configuration (everything but the learning rate is a constant of the program); the jit cache
+then keys on the shapes and dtypes of the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from sorix.errors import SorixTypeError, SorixValueError, at_user_line
+from sorix.nn.layers import TRACED
+from sorix.nn.net import Module
+from sorix.optim.optim import Optimizer
+from sorix.tensor import Tensor, no_grad
+
+
+def compile_step(loss_fn: Callable[..., Tensor], model: Module, optimizer: Optimizer
+                 ) -> CompiledStep:
+    """A compiled training step: `step(*batch)` does what `optimizer.zero_grad();
+    loss = loss_fn(*batch); loss.backward(); optimizer.step()` does, and returns the loss."""
+    return CompiledStep(loss_fn, model, optimizer)
+
+
+class CompiledStep:
+    """See the module docstring; built by `compile_step`."""
+
+    def __init__(self, loss_fn: Callable[..., Tensor], model: Module,
+                 optimizer: Optimizer) -> None:
+        if not callable(loss_fn):
+            raise SorixTypeError(at_user_line("compile_step: loss_fn must be callable"))
+        if not isinstance(model, Module):
+            raise SorixTypeError(at_user_line(
+                f"compile_step: model must be an nn.Module, got {type(model).__name__}"))
+        if not isinstance(optimizer, Optimizer):
+            raise SorixTypeError(at_user_line(
+                f"compile_step: optimizer must be a sorix optimizer, got "
+                f"{type(optimizer).__name__}"))
+        self.loss_fn, self.model, self.optimizer = loss_fn, model, optimizer
+        self._programs: dict[Any, Any] = {}
+        self._dropout: dict[Any, list[tuple[tuple[int, ...], Any, float]]] = {}
+
+    # the host side, every call ---------------------------------------------------------------
+
+    def __call__(self, *batch: Any) -> Tensor:
+        import sorix
+
+        batch = tuple(b.detach() if isinstance(b, Tensor) else Tensor(b) for b in batch)
+        opt = self.optimizer
+        pairs = [(p, g) for g in opt.param_groups for p in g["params"]]
+        params = [p for p, _ in pairs]
+        taken = {id(p) for p in params}
+        others = [t for _, t in self.model._named_tensors() if id(t) not in taken]
+        states = [opt._state_of(p) for p in params]
+        scalars = []
+        for (p, group), state in zip(pairs, states):
+            step = state["step"] + 1
+            scalars.append([Tensor(np.asarray(v, p.dtype.numpy)) for v in
+                            opt._scalars(group, step).values()])
+        arrays = [[Tensor(state[name]) for name in opt._buffers(group)]
+                  for (_, group), state in zip(pairs, states)]
+        masks = [Tensor((np.random.random_sample(shape) >= p) / (1.0 - p)).astype(dtype)
+                 for shape, dtype, p in self._dropout_specs(batch)]
+
+        key = (tuple(m.training for m in self.model.modules()),
+               tuple(_config(g) for g in opt.param_groups), len(params), len(others))
+        program = self._programs.get(key)
+        if program is None:
+            program = self._programs[key] = sorix.jit(self._symbolic(pairs, others))
+        loss, new_params, new_others, new_arrays = program(
+            [p.detach() for p in params], [t.detach() for t in others], arrays, scalars,
+            masks, *batch)
+
+        with no_grad():
+            for p, w in zip(params, new_params):
+                p._mutate("compiled step")[...] = w.data
+            for t, v in zip(others, new_others):
+                if v is not None:
+                    t._mutate("compiled step")[...] = v.data
+            for (_, group), state, values in zip(pairs, states, new_arrays):
+                state["step"] += 1
+                state.update({name: v.data for name, v in zip(opt._buffers(group), values)})
+        return loss
+
+    def _dropout_specs(self, batch: tuple[Tensor, ...]) -> list[tuple[tuple[int, ...], Any,
+                                                                       float]]:
+        """Which masks (shape, dtype, p) the loss's Dropout layers need for this batch shape:
+        learned by tracing the loss once (no numbers are computed, no statistics change)."""
+        import sorix
+
+        key = (tuple(m.training for m in self.model.modules()),
+               tuple((b.shape, b.dtype.name) for b in batch))
+        found = self._dropout.get(key)
+        if found is None:
+            TRACED.dropout_shapes = found = []
+            try:
+                sorix.trace(lambda *b: self.loss_fn(*b), *batch)
+            finally:
+                TRACED.dropout_shapes = None
+                for m in self.model.modules():
+                    m.__dict__.pop("_traced_updates", None)
+            self._dropout[key] = found
+        return found
+
+    # the traced side, once per program and signature -----------------------------------------
+
+    def _symbolic(self, pairs: list[tuple[Tensor, dict[str, Any]]], others: list[Tensor]
+                  ) -> Callable[..., Any]:
+        import sorix
+
+        opt, model, loss_fn = self.optimizer, self.model, self.loss_fn
+        param_ids = [id(p) for p, _ in pairs]
+        other_ids = [id(t) for t in others]
+        groups = [g for _, g in pairs]
+
+        def loss_and_updates(ps: list[Tensor], os_: list[Tensor], ms: list[Tensor],
+                             *b: Tensor) -> Any:
+            replacements = dict(zip(param_ids, ps))
+            replacements.update(zip(other_ids, os_))
+            position = {id(v): i for i, v in enumerate(os_)}
+            TRACED.dropout_masks = list(ms)
+            try:
+                with model._substituted(replacements):
+                    loss = loss_fn(*b)
+                    updated = list(os_)
+                    for m in model.modules():
+                        for name, value in m.__dict__.pop("_traced_updates", ()):
+                            updated[position[id(getattr(m, name))]] = value
+            finally:
+                TRACED.dropout_masks = None
+            if not isinstance(loss, Tensor) or loss.size != 1:
+                raise SorixValueError(at_user_line(
+                    "compile_step: loss_fn must return a scalar tensor"))
+            return loss.reshape(()), updated
+
+        def step(ps: list[Tensor], os_: list[Tensor], arrays: list[list[Tensor]],
+                 scalars: list[list[Tensor]], ms: list[Tensor], *b: Tensor) -> Any:
+            (loss, updated), grads = sorix.value_and_grad(loss_and_updates, has_aux=True)(
+                ps, os_, ms, *b)
+            new_params, new_arrays = [], []
+            for w, g, group, state, numbers in zip(ps, grads, groups, arrays, scalars):
+                names = opt._buffers(group)
+                keys = opt._scalars(group, 1).keys()
+                new_w, new_state = opt._rule(w, g.astype(w.dtype), dict(zip(names, state)),
+                                             group, dict(zip(keys, numbers)))
+                new_params.append(new_w)
+                new_arrays.append([new_state[name] for name in names])
+            return loss, new_params, updated, new_arrays
+
+        return step
+
+
+def _config(group: dict[str, Any]) -> Any:
+    """A group's hyperparameters but the learning rate: constants of the compiled program."""
+    return tuple(sorted((k, repr(v)) for k, v in group.items()
+                        if k not in ("params", "lr", "initial_lr")))
