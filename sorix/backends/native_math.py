@@ -107,6 +107,43 @@ def _bits(typingctx: Any, x: Any) -> Any:
     return result(x), codegen
 
 
+def _export(kernel: Any, arity: int = 1) -> Any:
+    """The kernel as numba callers should call it: compiled once, then inlined by LLVM.
+
+    numba's own `inline="always"` retypes and recompiles the callee's IR at every call site
+    (seconds for a loop calling sin, exp and tanh); a plain call leaves the decision to LLVM's
+    inliner, which declines kernels this size, and a call in a loop body blocks vectorization.
+    So the exported kernel is an intrinsic: it compiles the kernel once per process as an
+    internal function, marks that function `alwaysinline` before any caller links it, and
+    emits a call, which LLVM then replaces by the body.
+    """
+    impl = kernel.py_func
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        cres = context.compile_subroutine(builder, impl, signature)
+        fn = cres.library.get_function(cres.fndesc.llvm_func_name)
+        if "alwaysinline" not in str(fn.attributes):
+            fn.add_function_attribute("alwaysinline")
+        return context.call_internal(builder, cres.fndesc, signature, args)
+
+    if arity == 1:
+        @intrinsic
+        def exported(typingctx: Any, x: Any) -> Any:
+            if not isinstance(x, types.Float):
+                return None
+            return x(x), codegen
+    else:
+        @intrinsic
+        def exported(typingctx: Any, x: Any, y: Any) -> Any:
+            if not (isinstance(x, types.Float) and x == y):
+                return None
+            return x(x, y), codegen
+
+    exported.__doc__ = kernel.__doc__
+    exported.__name__ = exported.__qualname__ = impl.__name__
+    return exported
+
+
 def _from_bits_intrinsic(width: int, result: Any) -> Any:
     @intrinsic
     def from_bits(typingctx: Any, i: Any) -> Any:
@@ -708,8 +745,8 @@ _K32, _FAST32 = _build(np.float32)
 _K32["pow"] = _pow32(_K64["pow"])
 
 VECTOR_MATH: dict[tuple[str, str], Callable[..., Any]] = {
-    **{(name, "float64"): fn for name, fn in _K64.items()},
-    **{(name, "float32"): fn for name, fn in _K32.items()},
+    **{(name, "float64"): _export(fn, 2 if name == "pow" else 1) for name, fn in _K64.items()},
+    **{(name, "float32"): _export(fn, 2 if name == "pow" else 1) for name, fn in _K32.items()},
 }
 
 # The trigonometric kernels without the huge-argument branch, which keeps LLVM from vectorizing
@@ -717,6 +754,6 @@ VECTOR_MATH: dict[tuple[str, str], Callable[..., Any]] = {
 # vector speed runs these in its loop, ORs `abs(x) >= bound` into a flag (a vectorizable
 # reduction), and recomputes the flagged elements with VECTOR_MATH's kernel when the flag is set.
 FAST_TRIG: dict[tuple[str, str], tuple[Callable[..., Any], float]] = {
-    **{(name, "float64"): entry for name, entry in _FAST64.items()},
-    **{(name, "float32"): entry for name, entry in _FAST32.items()},
+    **{(name, "float64"): (_export(fn), bound) for name, (fn, bound) in _FAST64.items()},
+    **{(name, "float32"): (_export(fn), bound) for name, (fn, bound) in _FAST32.items()},
 }
