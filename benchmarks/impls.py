@@ -75,11 +75,11 @@ def sorix_jit_impls(w: Workload) -> list[Impl]:
     fn = _sorix_fn(w)
     args = w.args
     extract = lambda out: flat(out, _sorix_leaf)  # noqa: E731
-    if not w.hvp:
-        vg = sorix.value_and_grad(fn, argnums=w.argnums)
+    if not w.hvp:  # the numpy tier's rows: never promoted while they are timed
+        vg = sorix.value_and_grad(fn, argnums=w.argnums, tier="numpy")
 
         def build() -> Callable[[], Any]:
-            fresh = sorix.value_and_grad(fn, argnums=w.argnums)
+            fresh = sorix.value_and_grad(fn, argnums=w.argnums, tier="numpy")
             return lambda: fresh(*args)
 
         return [Impl("sorix jit", lambda: vg(*args), extract, build, group="jit",
@@ -87,12 +87,12 @@ def sorix_jit_impls(w: Workload) -> list[Impl]:
 
     def program_jvp() -> Any:
         vg, g = sorix.value_and_grad(fn), sorix.grad(fn)
-        return sorix.jit(lambda x, v: (vg(x), sorix.jvp(g, (x,), (v,))[1]))
+        return sorix.jit(lambda x, v: (vg(x), sorix.jvp(g, (x,), (v,))[1]), tier="numpy")
 
     def program_grad_dot() -> Any:
         vg, g = sorix.value_and_grad(fn), sorix.grad(fn)
         hvp = sorix.grad(lambda x, v: (g(x) * v).sum())
-        return sorix.jit(lambda x, v: (vg(x), hvp(x, v)))
+        return sorix.jit(lambda x, v: (vg(x), hvp(x, v)), tier="numpy")
 
     out = []
     for name, program, note in (
@@ -109,6 +109,29 @@ def sorix_jit_impls(w: Workload) -> list[Impl]:
         except Exception as exc:  # noqa: BLE001 - reported as this variant's error
             out.append(_broken(name, exc, group="jit"))
     return out
+
+
+def sorix_program(w: Workload, tier: str) -> Any:
+    """The compiled program the sorix rows run on `tier`: value_and_grad (W5: value, gradient
+    and the Hessian-vector product by grad-dot, in one program)."""
+    import sorix
+
+    fn = _sorix_fn(w)
+    if not w.hvp:
+        return sorix.value_and_grad(fn, argnums=w.argnums, tier=tier)
+    vg, g = sorix.value_and_grad(fn), sorix.grad(fn)
+    hvp = sorix.grad(lambda x, v: (g(x) * v).sum())
+    return sorix.jit(lambda x, v: (vg(x), hvp(x, v)), tier=tier)
+
+
+def sorix_native_impl(w: Workload) -> Impl:
+    """The native tier's steady state: the program compiled natively at its first call."""
+    program = sorix_program(w, "native")
+    args = w.args if w.hvp else w.f_args
+    extract = lambda out: flat(out, _sorix_leaf)  # noqa: E731
+    program(*args)
+    return Impl("sorix native", lambda: program(*args), extract, group="native",
+                graph=lambda: program.graph(*args))
 
 
 def sorix_eager_impl(w: Workload) -> Impl:

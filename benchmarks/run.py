@@ -11,6 +11,12 @@ sample (~30 ms a sample), and R rounds in which the implementations are run in a
 one sample each. Reported: the median per-call time, the median over rounds of the per-round
 ratio to numpy, CPU time / wall time, and the first call of each compiled implementation (on a
 fresh object, median of 3). Nothing here asserts: it prints.
+
+sorix appears as its two tiers: "sorix jit" is the numpy tier (`tier="numpy"`, never promoted
+while timed) and "sorix native" the native tier's steady state (`tier="native"`). Per workload,
+the native section also reports how many calls and milliseconds a fresh `tier="auto"` function
+takes until its kernel is swapped in, and the cold and disk-cached native compile times
+(`--no-promotion` skips those).
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ from benchmarks.impls import (  # noqa: E402
     numpy_impl,
     sorix_eager_impl,
     sorix_jit_impls,
+    sorix_native_impl,
+    sorix_program,
 )
 from benchmarks.workloads import Workload, make_workloads  # noqa: E402
 
@@ -59,6 +67,8 @@ TARGETS_FIRST_CALL_MS = 20.0
 TARGET_OVERHEAD_US = 2.0
 TARGET_D4_NODES = 60
 TARGET_EAGER = {"W1": 5.0, "W3": 1.2}
+#: The native tier's targets (issue 10), steady state after promotion.
+TARGET_NATIVE = {"W1": 0.25, "W2": 0.15, "W3": 0.9, "W4": 0.25, "W5": 0.15}
 
 
 def _pin_threadpools() -> str:
@@ -252,6 +262,62 @@ def fourth_derivative_nodes() -> tuple[int | None, str]:
     return len(graph), note
 
 
+@dataclass
+class Promotion:
+    """The native tier's costs on one workload (seconds; None where it did not happen)."""
+
+    calls: int | None = None        # calls of a fresh "auto" function until the kernel ran
+    until: float | None = None      # wall time from its first call to then
+    cold: float | None = None       # a native compile with an empty disk cache
+    cached: float | None = None     # the same kernel loaded from the disk cache
+    note: str = ""
+
+
+def measure_promotion(w: Workload, limit_s: float = 120.0) -> Promotion:
+    """Promotion in "auto" (a fresh function, called until its kernel is swapped in), then the
+    cold and disk-cached compile of the same graph, each in an empty cache folder."""
+    import tempfile
+
+    from sorix.backends import native_backend
+
+    args = w.args if w.hvp else w.f_args
+    out = Promotion()
+    saved = os.environ.get("SORIX_CACHE_DIR")
+    try:
+        with tempfile.TemporaryDirectory() as auto_dir, tempfile.TemporaryDirectory() as cold:
+            os.environ["SORIX_CACHE_DIR"] = auto_dir
+            program = sorix_program(w, "auto")
+            t0 = time.perf_counter()
+            program(*args)
+            entry, calls = program.lower(*args), 1
+            while not getattr(entry.program, "native", False):
+                if time.perf_counter() - t0 > limit_s:
+                    out.note = f"not promoted within {limit_s:.0f} s"
+                    break
+                program(*args)
+                calls += 1
+            else:
+                out.calls, out.until = calls, time.perf_counter() - t0
+            os.environ["SORIX_CACHE_DIR"] = cold
+            graph = program.graph(*args)
+            t0 = time.perf_counter()
+            first = native_backend.lower(graph)
+            out.cold = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            again = native_backend.lower(graph)
+            out.cached = time.perf_counter() - t0
+            if not first.native:
+                out.note = f"falls back: {first.fallback}"
+            elif not again.from_cache:
+                out.note = "second compile did not hit the disk cache"
+    finally:
+        if saved is None:
+            os.environ.pop("SORIX_CACHE_DIR", None)
+        else:
+            os.environ["SORIX_CACHE_DIR"] = saved
+    return out
+
+
 def peak_memory(build: Callable[[], Callable[[], Any]]) -> int:
     """Peak bytes traced by tracemalloc while building and calling twice (numpy reports)."""
     gc.collect()
@@ -308,6 +374,8 @@ class Row:
     stats: dict[str, Stats]
     jit: Stats | None = None       # the sorix jit shown (W5: the faster variant)
     eager: Stats | None = None
+    native: Stats | None = None    # the native tier, steady state
+    promotion: Promotion | None = None
 
 
 def _cell(s: Stats | None, base: Stats, notes: list[str], label: str) -> str:
@@ -332,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="target milliseconds per sample (default 30; 10 quick)")
     parser.add_argument("--seed", type=int, default=0, help="data and shuffle seed")
     parser.add_argument("--no-peers", action="store_true", help="skip jax/torch/pytensor/...")
+    parser.add_argument("--no-promotion", action="store_true",
+                        help="skip measuring promotion and native compile times")
     parser.add_argument("--gpu", action="store_true",
                         help="instead of the CPU run: W2 and W3 on a CUDA device, at sizes that "
                              "fill it, against hand-written cupy (benchmarks/gpu.py); without "
@@ -379,6 +449,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         impls: list[Impl] = [numpy_impl(w)]
         impls += sorix_jit_impls(w)
         try:
+            impls.append(sorix_native_impl(w))
+        except Exception as exc:  # noqa: BLE001
+            impls.append(Impl("sorix native", lambda: None, list, group="native",
+                              note="build failed: " + _error_text(exc)))
+        try:
             impls.append(sorix_eager_impl(w))
         except Exception as exc:  # noqa: BLE001
             impls.append(Impl("sorix eager", lambda: None, list, group="eager",
@@ -402,6 +477,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                        else s.median)
                    if ok_jits else (jits[0] if jits else None))
         row.eager = next((s for s in stats.values() if s.impl.group == "eager"), None)
+        row.native = next((s for s in stats.values() if s.impl.group == "native"), None)
+        if not opts.no_promotion:
+            log(f"{key}: promotion in auto, cold and cached native compiles...")
+            try:
+                row.promotion = measure_promotion(w)
+            except Exception as exc:  # noqa: BLE001
+                row.promotion = Promotion(note=_error_text(exc))
         rows.append(row)
 
     log("call overhead, 4th derivative, W2 memory...")
@@ -447,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.append("")
 
     notes: list[str] = []
-    header = ["", "numpy (by hand)", "sorix jit", "sorix eager",
+    header = ["", "numpy (by hand)", "sorix jit (numpy tier)", "sorix native", "sorix eager",
               *[peer_groups[p] for p in shown_peers], "sorix first call",
               "CPU/wall numpy / jit / eager"]
     body = []
@@ -470,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         body.append([f"{w.key} {w.name}",
                      fmt_time(base.median) if base.ok else "FAIL",
                      jit_cell,
+                     _cell(r.native, base, notes, f"{w.key} sorix native"),
                      _cell(r.eager, base, notes, f"{w.key} sorix eager"),
                      *peer_cells,
                      fmt_ms(r.jit.first_median if r.jit else None),
@@ -573,6 +656,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         trows.append(["ahead of every peer on every row", "all rows", "no peer installed",
                       "n/a"])
+    prows = []
+    for r in rows:
+        p, base = r.promotion, r.stats["numpy"]
+
+        def ratio(s: Stats | None, base: Stats = base) -> str:
+            return (f"{statistics.median(ratios(s, base)):.2f}"
+                    if s is not None and s.ok and base.ok else "—")
+
+        prows.append([r.workload.key, ratio(r.jit), ratio(r.native),
+                      "—" if p is None or p.calls is None else str(p.calls),
+                      "—" if p is None else fmt_ms(p.until),
+                      "—" if p is None else fmt_ms(p.cold),
+                      "—" if p is None else fmt_ms(p.cached),
+                      "" if p is None else p.note])
+    out.append("## Native tier (numba kernels)")
+    out.append("")
+    out.append(table(["", "numpy tier / numpy", "native tier / numpy", "calls until promoted",
+                      "until promoted", "cold compile", "disk-cached compile", "note"],
+                     prows))
+    out.append("")
+    out.append("Promotion: a fresh `tier=\"auto\"` function called until its kernel is swapped "
+               "in (the compile runs on a worker thread meanwhile); compiles: the native "
+               "backend's `lower` with an empty disk cache, then again from it.")
+    out.append("")
+    for r in rows:
+        goal = TARGET_NATIVE.get(r.workload.key)
+        if goal is None:
+            continue
+        value = (statistics.median(ratios(r.native, r.stats["numpy"]))
+                 if r.native and r.native.ok and r.stats["numpy"].ok else None)
+        trows.insert(len(all_workloads) + list(by_key).index(r.workload.key),
+                     [f"{r.workload.key} sorix native / numpy", f"<= {goal:g}",
+                      "FAIL" if value is None else f"{value:.2f}",
+                      "no" if value is None else verdict(value, goal)])
     out.append("## Targets (PERFORMANCE.md)")
     out.append("")
     out.append(table(["", "target", "measured", "met"], trows))

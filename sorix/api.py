@@ -19,13 +19,24 @@ Arguments are converted once, as `sorix.tensor` converts them (lists are arrays;
 ... are widened to int64 exactly; a uint64 beyond int64 is refused). Outputs never share memory
 with inputs or with the program's constants: the code generator copies an output that would.
 Concurrent calls are safe, and the per-function cache is a bounded LRU (`cache_size`).
+
+Tiers (CPU): a signature first runs its generated numpy program, so the first call costs what it
+always did and `import sorix` never imports numba. Its first run is timed; when its calls have
+spent about a native compile's cost, the entry is queued for the native backend (one numba
+kernel for the whole graph, `sorix.backends.native_backend`) on a worker thread, and the kernel
+replaces the entry's program in one assignment: the fast path reads `entry.program` on every
+call, so it needs no lock and a call runs either program whole. The only cost on the hot path
+is counting calls (one increment and one comparison).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import math
+import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +77,18 @@ from sorix.tracing import (
 #: How many signatures a compiled function keeps by default (see `jit`'s `cache_size`).
 DEFAULT_CACHE_SIZE = 256
 
+#: The tiers a transform runs on (see `jit`).
+TIERS = ("auto", "numpy", "native")
+#: What a native compile is expected to cost (numba: 0.2-0.6 s for a fresh kernel, mostly
+#: holding the GIL), and how many times that an entry must have spent running on the numpy
+#: tier before it is promoted: W2 (20-40 ms a call) is promoted after some 15-25 calls, W1
+#: (5 us) after some 1e5, and a function called a few times never pays for a compile.
+NATIVE_COMPILE_ESTIMATE_S = 0.5
+PROMOTE_MULTIPLE = 1.0
+#: Graphs larger than this stay on the numpy tier in "auto": numba's compile time grows with
+#: the function's size faster than the kernel's gain.
+PROMOTE_MAX_NODES = 3000
+
 _NDARRAY = np.ndarray  # one global lookup on the call hot path, not two
 
 
@@ -77,6 +100,70 @@ def _host_array(leaf: Any, what: str) -> Any:
     if is_device_array(leaf):
         return leaf
     return _to_array(leaf, copy=False)
+
+
+def _check_tier(tier: Any) -> None:
+    if tier not in TIERS:
+        raise SorixValueError(at_user_line(
+            f"tier must be one of {', '.join(map(repr, TIERS))}, got {tier!r}"))
+
+
+# promotion to the native tier --------------------------------------------------------------
+
+_promotions: queue.SimpleQueue[Any] = queue.SimpleQueue()
+_promoter: list[threading.Thread] = []
+_promoter_lock = threading.Lock()
+
+
+def _promote(entry: _Entry) -> None:
+    """Queue `entry` for its native compile, done by one worker thread off the calling one;
+    the caller goes on with the numpy program meanwhile. Called once per entry."""
+    entry.promote_at = -1
+    _promotions.put(entry)
+    if not _promoter:
+        with _promoter_lock:
+            if not _promoter:
+                worker = threading.Thread(target=_promote_forever, name="sorix-native",
+                                          daemon=True)
+                _promoter.append(worker)
+                worker.start()
+
+
+def _promote_forever() -> None:
+    while True:
+        entry = _promotions.get()
+        try:
+            promote_now(entry)
+        except Exception as error:  # noqa: BLE001 - a failed promotion leaves the numpy tier
+            if debug_level() >= 1:
+                print(f"[sorix] {entry.name}: native compile failed ({type(error).__name__}: "
+                      f"{error}); it stays on the numpy tier")
+
+
+def promote_now(entry: _Entry) -> bool:
+    """Compile `entry`'s graph natively and swap the kernel in (one attribute assignment, so
+    a call on another thread runs either program whole); True if it now runs natively."""
+    from sorix.backends.native_backend import worth_promoting
+    from sorix.backends.registry import backend as lookup
+
+    calls = entry.calls
+    why_not = worth_promoting(entry.graph)
+    if why_not:
+        if debug_level() >= 1:
+            print(f"[sorix] {entry.name} stays on the numpy tier: {why_not}")
+        return False
+    program = lookup("native").compile(entry.graph)
+    if not getattr(program, "native", False):
+        if debug_level() >= 1:
+            print(f"[sorix] {entry.name} stays on the numpy tier: {program.fallback}")
+        return False
+    entry.program = program
+    if debug_level() >= 1:
+        where = "loaded from the disk cache" if program.from_cache else "compiled"
+        print(f"[sorix] promoted {entry.name} to the native tier after {calls} calls "
+              f"(~{calls * entry.first_run_s * 1e3:.1f} ms on the numpy tier): kernel {where} "
+              f"in {program.compile_seconds * 1e3:.0f} ms")
+    return True
 
 
 def _run(program: Any, arrays: Sequence[Any]) -> tuple[Any, ...]:
@@ -141,7 +228,7 @@ def compile(graph: Graph, backend: str = "numpy",  # noqa: A001
     """Lower `graph` to a callable with `.source` and `.graph`.
 
     `backend`: a name in the registry (`sorix.backends.registry.BACKENDS`: "numpy", "cupy",
-    "interpreter"). `limits`: the sizes a graph may reach before it is refused with a
+    "native", "interpreter"). `limits`: the sizes a graph may reach before it is refused with a
     GraphFormatError (`sorix.ir.DEFAULT_LIMITS` guards against graphs from untrusted files;
     pass a larger `sorix.ir.Limits(...)`, or None for trusted graphs).
     """
@@ -156,8 +243,16 @@ class _Entry:
     device: Any = CPU  # where the program computes
     #: The fast-path keys that lead here (removed with the entry when it is evicted).
     fast_keys: list[Any] = field(default_factory=list)
-    #: Called since the cache last looked: an entry in use gets a second chance at eviction.
-    used: bool = False
+    #: Calls so far, and the count the cache saw when it last looked: an entry called since
+    #: then gets a second chance at eviction.
+    calls: int = 0
+    seen: int = 0
+    #: The call count at which this entry is promoted to the native tier: 0 until its first
+    #: run is timed, -1 never (tier "numpy", a device, or promoted already).
+    promote_at: int = -1
+    #: Seconds its first run took on the numpy tier (what promotion is estimated from).
+    first_run_s: float = 0.0
+    name: str = ""
 
     def __post_init__(self) -> None:
         self.structure = rebuilder(self.out_spec)
@@ -183,15 +278,18 @@ class Transformed:
                  static_argnums: Sequence[int] = (), static_argnames: Sequence[str] = (),
                  passes: Sequence[Callable[[Graph], Graph]] | None = None,
                  named_like: Callable[..., Any] | None = None,
-                 cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+                 cache_size: int = DEFAULT_CACHE_SIZE, tier: str = "auto") -> None:
         if backend is not None:
             backend_record(backend)  # an unknown name fails now, not at the first call
+        _check_tier(tier)
+        self.tier = tier
         if not isinstance(cache_size, int) or cache_size < 1:
             raise SorixValueError(at_user_line(
                 f"cache_size must be a positive int, got {cache_size!r}"))
         self.symbolic = symbolic
         self.named_like = named_like
         self.__name__ = name
+        self.label = name  # kept: update_wrapper below sets __name__ to the rule's name
         self.backend = backend  # None: by the device of the tensor arguments
         self.static_argnums = tuple(static_argnums)
         self.static_argnames = tuple(static_argnames)
@@ -282,7 +380,9 @@ class Transformed:
             else:
                 entry = self._fast.get(tuple(key))
                 if entry is not None:
-                    entry.used = True
+                    entry.calls += 1
+                    if entry.calls == entry.promote_at:
+                        _promote(entry)
                     try:
                         return entry.finish(entry.program.fn(*arrays))
                     except Exception as error:
@@ -305,6 +405,16 @@ class Transformed:
         if not kwargs and not self.static_argnums and all(
                 type(a) in (Tensor, np.ndarray) and a.dtype.name in DTYPES for a in args):
             self._remember_fast(tuple((a.shape, a.dtype) for a in arrays), entry)
+        entry.calls += 1
+        if entry.promote_at == 0:  # the first run: timed, to know when promotion pays
+            started = time.perf_counter()
+            results = _run(entry.program, arrays)
+            entry.first_run_s = time.perf_counter() - started
+            entry.promote_at = entry.calls + max(1, math.ceil(
+                NATIVE_COMPILE_ESTIMATE_S * PROMOTE_MULTIPLE / max(entry.first_run_s, 1e-7)))
+            return entry.finish(results)
+        if entry.calls >= entry.promote_at > 0:
+            _promote(entry)
         return entry.finish(_run(entry.program, arrays))
 
     def _entry(self, signature: tuple[Any, ...], args: Sequence[Any],
@@ -336,7 +446,13 @@ class Transformed:
                                      self.named_like)
         graph = optimize(graph, self.passes)
         record, place = self._placement(args)
+        tiered = place is CPU and self.backend in (None, "numpy")
+        if tiered and self.tier == "native":
+            record = backend_record("native")
         entry = _Entry(record.compile(graph), out_spec, graph, place)
+        entry.name = f"{self.label}({', '.join(_describe(p) for p in signature)})"
+        if tiered and self.tier == "auto" and len(graph) <= PROMOTE_MAX_NODES:
+            entry.promote_at = 0
         self._cache[signature] = entry
         self._evict()
         return entry
@@ -347,12 +463,12 @@ class Transformed:
         cache = self._cache
         while len(cache) > self.cache_size:
             signature, entry = next(iter(cache.items()))
-            if entry.used and len(cache) > 1:
-                entry.used = False
+            if entry.calls != entry.seen and len(cache) > 1:
+                entry.seen = entry.calls
                 cache.move_to_end(signature)
-                if not any(not e.used for e in cache.values()):
+                if all(e.calls != e.seen for e in cache.values()):
                     for e in cache.values():
-                        e.used = False
+                        e.seen = e.calls
                 continue
             del cache[signature]
             for key in entry.fast_keys:
@@ -464,13 +580,18 @@ def _describe(part: Any) -> str:
 def jit(fn: Callable[..., Any] | None = None, *, backend: str | None = None,
         static_argnums: int | Sequence[int] = (), static_argnames: str | Sequence[str] = (),
         passes: Sequence[Callable[[Graph], Graph]] | None = None,
-        cache_size: int = DEFAULT_CACHE_SIZE) -> Any:
+        cache_size: int = DEFAULT_CACHE_SIZE, tier: str = "auto") -> Any:
     """Compile `fn` once per input signature; usable as `@jit` or `@jit(static_argnums=1)`.
 
     `backend`: None (by the arguments' device: numpy for cpu tensors, cupy for CUDA tensors)
-    or a registered backend's name ("numpy", "cupy", "interpreter").
+    or a registered backend's name ("numpy", "cupy", "native", "interpreter").
     `cache_size`: how many signatures (shapes, dtypes, static values) stay compiled, 256 by
     default (`sorix.api.DEFAULT_CACHE_SIZE`); beyond it the least recently used is dropped.
+    `tier` (CPU programs of the numpy backend): "auto" runs the numpy program first and, once
+    a signature has spent about a native compile's cost running (`PROMOTE_MULTIPLE` times
+    `NATIVE_COMPILE_ESTIMATE_S`), compiles it natively on a worker thread and swaps the kernel
+    in; "native" compiles natively at the first call; "numpy" never promotes. `SORIX_DEBUG=1`
+    reports each promotion and its cost.
 
     >>> import sorix
     >>> @sorix.jit
@@ -481,12 +602,13 @@ def jit(fn: Callable[..., Any] | None = None, *, backend: str | None = None,
     """
     if backend is not None:
         backend_record(backend)  # an unknown name fails here, naming the known ones
+    _check_tier(tier)
     statics = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
 
     def wrap(f: Callable[..., Any]) -> Transformed:
         return Transformed(f, getattr(f, "__name__", "fn"), backend, statics, names, passes,
-                           cache_size=cache_size)
+                           cache_size=cache_size, tier=tier)
 
     return wrap if fn is None else wrap(fn)
 
@@ -541,10 +663,12 @@ def _differentiate(fn: Callable[..., Any], args: Sequence[Any], argnums: Sequenc
 
 
 def value_and_grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0,
-                   has_aux: bool = False, *, passes: Sequence[Any] | None = None) -> Transformed:
+                   has_aux: bool = False, *, passes: Sequence[Any] | None = None,
+                   tier: str = "auto") -> Transformed:
     """A function returning (fn(*args), gradient of fn w.r.t. args[argnums]).
 
     With `has_aux`, fn returns (value, aux) and the result is ((value, aux), gradient).
+    `tier`: as for `jit`.
     """
     nums, single = _argnums(argnums)
 
@@ -553,13 +677,15 @@ def value_and_grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0,
         g = grads[0] if single else tuple(grads)
         return ((value, aux), g) if has_aux else (value, g)
 
-    return Transformed(symbolic, f"value_and_grad({_name(fn)})", passes=passes, named_like=fn)
+    return Transformed(symbolic, f"value_and_grad({_name(fn)})", passes=passes, named_like=fn,
+                       tier=tier)
 
 
 def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
          retain_graph: bool | None = None, create_graph: bool = False,
          allow_unused: bool = False, *, argnums: int | Sequence[int] = 0,
-         has_aux: bool = False, passes: Sequence[Any] | None = None) -> Any:
+         has_aux: bool = False, passes: Sequence[Any] | None = None,
+         tier: str = "auto") -> Any:
     """The gradient: of a function (compiled, `argnums=0`), or of tensors (as the original).
 
     `sorix.grad(f)` returns a function computing the gradient of scalar `f` with respect to
@@ -582,7 +708,7 @@ def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
         g = grads[0] if single else tuple(grads)
         return (g, aux) if has_aux else g
 
-    return Transformed(symbolic, f"grad({_name(fn)})", passes=passes, named_like=fn)
+    return Transformed(symbolic, f"grad({_name(fn)})", passes=passes, named_like=fn, tier=tier)
 
 
 def _per_function(build: Callable[[Callable[..., Any]], Transformed]) -> Callable[..., Any]:
@@ -659,8 +785,9 @@ def jvp(fn: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any])
 
 
 def jacobian(fn: Callable[..., Any], argnums: int = 0, *,
-             passes: Sequence[Any] | None = None) -> Transformed:
-    """A function returning d fn / d args[argnums], of shape out.shape + arg.shape."""
+             passes: Sequence[Any] | None = None, tier: str = "auto") -> Transformed:
+    """A function returning d fn / d args[argnums], of shape out.shape + arg.shape (`tier`:
+    as for `jit`)."""
 
     def symbolic(*args: Any) -> Any:
         graph, _ = trace_tree(fn, args, {})
@@ -682,13 +809,16 @@ def jacobian(fn: Callable[..., Any], argnums: int = 0, *,
         stacked = apply("stack", *rows, axis=0)
         return stacked.reshape(tuple(out_node.shape) + tuple(x.shape))
 
-    return Transformed(symbolic, f"jacobian({_name(fn)})", passes=passes, named_like=fn)
+    return Transformed(symbolic, f"jacobian({_name(fn)})", passes=passes, named_like=fn,
+                       tier=tier)
 
 
 def hessian(fn: Callable[..., Any], argnums: int = 0, *,
-            passes: Sequence[Any] | None = None) -> Transformed:
-    """A function returning the matrix of second derivatives of scalar `fn`."""
-    return jacobian(grad(fn, argnums=argnums), argnums=argnums, passes=passes)
+            passes: Sequence[Any] | None = None, tier: str = "auto") -> Transformed:
+    """A function returning the matrix of second derivatives of scalar `fn` (`tier`: as for
+    `jit`; the inner gradient is inlined, so only the outer program is tiered)."""
+    _check_tier(tier)
+    return jacobian(grad(fn, argnums=argnums), argnums=argnums, passes=passes, tier=tier)
 
 
 def trace(fn: Callable[..., Any], *example_args: Any,

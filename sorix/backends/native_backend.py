@@ -701,6 +701,23 @@ def _typed_literal(value: np.ndarray) -> str:
     return f"{NB_TYPES[value.dtype.name]}({_literal(value.item())})"
 
 
+#: Matrix products beyond this many multiply-adds (all of a graph's together) are left to
+#: BLAS: without scipy, numba's loops run them 3-5x slower than numpy's matmul (W3).
+LOOP_MATMUL_MAX = 100_000
+
+
+def worth_promoting(graph: Graph) -> str:
+    """Why promoting `graph` in tier "auto" would not pay ('' when it would)."""
+    if _has_scipy():
+        return ""
+    work = sum(OPS[n.op].work(n.shape, *[graph.nodes[a].shape for a in n.args])
+               for n in graph.nodes.values() if n.op == "matmul")
+    if work > LOOP_MATMUL_MAX:
+        return (f"its matrix products ({work:,} multiply-adds) run faster on numpy's BLAS than "
+                f"as loops (numba's np.dot needs scipy)")
+    return ""
+
+
 def _has_scipy() -> bool:
     import importlib.util
 
@@ -734,7 +751,7 @@ def lower(graph: Graph) -> NativeProgram:
             source, prepared, extra = module_source(graph, vector=False)
             kernel, seconds, cached, filename, key = native_cache.load(prepared, source)
     except native_cache.NumbaMissing as why:
-        return _fallback(graph, str(why))
+        return _fallback(graph, str(why), everywhere=True)
     except Exception as error:  # noqa: BLE001 - numba refused: the numpy program runs instead
         return _fallback(graph, f"numba could not compile the kernel: "
                                 f"{type(error).__name__}: {str(error).splitlines()[0]}")
@@ -751,11 +768,17 @@ def _with_constants(kernel: Any, extra: tuple[np.ndarray, ...]) -> Callable[...,
     return fn
 
 
-def _fallback(graph: Graph, why: str) -> NativeProgram:
+#: Fallback reasons already reported at SORIX_DEBUG=1 that concern every graph (numba missing).
+_SAID: set[str] = set()
+
+
+def _fallback(graph: Graph, why: str, everywhere: bool = False) -> NativeProgram:
     from sorix.backends.numpy_backend import lower as lower_numpy
 
-    if debug_level() >= 1:
-        print(f"[sorix] native tier: {why}; this graph runs on the numpy tier")
+    if debug_level() >= 1 and not (everywhere and why in _SAID):
+        _SAID.add(why)
+        scope = "sorix" if everywhere else "this graph"
+        print(f"[sorix] native tier: {why}; {scope} runs on the numpy tier")
     program = lower_numpy(graph)
     return NativeProgram(program.source, program.fn, False, fallback=why,
                          filename=program.filename)
