@@ -2,19 +2,28 @@
 
 numpy's float64 sin, cos, tanh, ... are scalar libm calls (about 9 ns per element); inside one
 fused numba loop the same functions written as straight-line polynomial code vectorize (4 lanes
-of float64 or 8 of float32 per AVX2 instruction). Each kernel here is an `@njit` scalar function
-with `error_model="numpy"` (so a division is a plain `vdivpd`, with no ZeroDivisionError test
-that would block vectorization); LLVM inlines it into the caller's loop. `VECTOR_MATH` maps
-`(op name, dtype name)` to the kernel.
+of float64 or 8 of float32 per AVX2 instruction). Only the native backend imports this module
+(importing it imports numba and compiles nothing; each kernel compiles at its first use).
+
+    VECTOR_MATH[op, dtype]   op as in sorix.ir.ops ("sin", ..., "pow"; also "expm1"), dtype
+                             "float64" or "float32": a scalar function callable from numba code
+    FAST_TRIG[op, dtype]     (kernel, bound) for sin, cos, tan without the huge-argument branch
+
+How a kernel reaches the caller's loop: each is an intrinsic (`_export`) that compiles the
+kernel once per process and marks it `alwaysinline`, so LLVM inlines it and vectorizes the loop
+around it, whatever the caller's flags. Divisions go through an IEEE `fdiv` intrinsic, so they
+never take numba's ZeroDivisionError test (which blocks vectorization under the default
+`error_model="python"`). Sums the caller accumulates still need `fastmath={"reassoc"}` to
+vectorize, and the caller's own divisions `error_model="numpy"`.
 
 Contract (checked by tests/test_native_math.py, and over >= 10^7 points per function by
 `python -m benchmarks.native_math_accuracy`):
 
-- max error <= 2 ulp against the correctly rounded value (most kernels stay under 1 ulp);
+- max error <= 2 ulp against the correctly rounded value (measured: under 1.1 ulp for all);
 - NaN, +-inf, +-0 and subnormal inputs give what numpy gives (`np.sin`, ..., `np.logaddexp(x, 0)`
   for softplus, `np.power` for pow, the exact 1 / (1 + exp(-x)) for sigmoid);
-- float32 kernels compute in float32 (twice the vector width), except that a sine or cosine of
-  |x| >= 2**15 goes through the float64 kernel.
+- float32 kernels compute in float32 (twice the vector width), except pow, and sin, cos, tan
+  of |x| >= 2**15, which round the float64 kernel's result.
 
 Methods (no library code was copied; the coefficients come from benchmarks/native_math_fit.py):
 
@@ -22,17 +31,25 @@ Methods (no library code was copied; the coefficients come from benchmarks/nativ
   "magic number" addition, ln2 in two parts with fused multiply-adds (the first product is exact);
   e^r - 1 = r + r^2/2 + r^3 g(r) as an unevaluated double-double; 2^k is built from exponent bits
   as two factors 2^(k//2) 2^(k - k//2), so results near overflow and in the subnormal range need
-  no branch and are rounded once.
+  no branch and are rounded once. tanh = E / (E + 2), sigmoid = 1 / (1 + e^-|x|) or its
+  complement, each a division corrected by its FMA residual.
 - log, log1p (and softplus): x = 2^e m with m in [sqrt(1/2), sqrt(2)), subnormals prescaled by a
   select; with f = m - 1 and s = f / (2 + f), log(1 + f) = f - f^2/2 + s (f^2/2 + z g(z)), z = s^2,
   summed with error-free transformations so only the final rounding is visible; log1p passes the
   rounding error of 1 + x to the same core as a first-order correction.
+- pow: e^(y log|x|) with log|x| a double-double good to ~2^-68 (a 96-row table of c ~ 1/m and
+  log c, t = m c - 1 exact, log(1 + t) a short series), y log|x| as a double-double, and exp's
+  reduction taking the low part; numpy's special cases (0, inf, nan, negative bases with
+  integer exponents, (-1)**inf, 1**nan, nan**0) by selects at the end.
 - sin, cos, tan: x = k pi/2 + r with k = rint(2x/pi), pi/2 in three parts (the first product is
   exact with an FMA, the second error-free with TwoProduct), r kept as a double-double; accurate
-  to |x| < 2**31. Beyond that (and only there: the common path has no branch other than this
-  one test) an exact Payne-Hanek reduction multiplies the 53-bit mantissa by 2^q (2/pi) mod 4,
-  taken from a table of 4-double parts built at import from 1400 bits of 2/pi, and sums the
-  products with repeated error-free cascades. tan divides the double-double sine by the cosine.
+  to |x| < 2**31 (2**15 in float32). Beyond that an exact Payne-Hanek reduction multiplies the
+  53-bit mantissa by 2^q (2/pi) mod 4, taken from a table of 4-double parts built at import from
+  1400 bits of 2/pi, and sums the products with repeated error-free cascades. tan divides the
+  double-double sine by the cosine. That huge-argument path is the one branch in these kernels,
+  and a branch to a call keeps LLVM from vectorizing the loop: the VECTOR_MATH trig kernels
+  are correct everywhere but run at scalar speed, the FAST_TRIG ones vectorize (see FAST_TRIG
+  for the pattern that gets both).
 
 Every kernel ends with a few selects for the special values, so NaN propagates and signed zeros
 survive where the arithmetic would lose them.
@@ -201,19 +218,19 @@ def _reduction_table() -> np.ndarray:
 
     A float64 x with biased exponent b is m 2^(b - 1075) with an integer mantissa m < 2^53, so
     x 2/pi mod 4 = m (row b) mod 4: the integer multiples of 4 dropped from the row change the
-    product by multiples of 4 only. Four parts carry 2^2 .. 2^-210, enough for the 2^-122
-    absolute accuracy the closest double to a multiple of pi/2 needs.
+    product by multiples of 4 only. Four parts carry 2^2 .. 2^-210 (truncated: error < 2^-210),
+    enough for the 2^-122 absolute accuracy the closest double to a multiple of pi/2 needs.
     """
     n = int(_TWO_OVER_PI_HEX, 16)
     table = np.zeros((2048, 4))
+    mask = (1 << 53) - 1
     for b in range(1075 - 150, 2047):
         q = b - 1075
-        keep = 1402 - q  # bits of n below 2^2 after scaling by 2^q
-        value = Fraction(n % (1 << keep), 1 << (1400 - q)) if keep < 1400 + 200 else Fraction(0)
-        for j in range(4):
-            part = float(value)
-            table[b, j] = part
-            value -= Fraction(part)
+        # z = floor((2^q 2/pi mod 4) 2^212): the bits of n from 2^2 down to 2^-212 after scaling
+        z = (n % (1 << (1402 - q))) >> (1188 - q)
+        # four truncated 53-bit parts: exact doubles, non-negative, each below the last one's ulp
+        table[b] = [math.ldexp(float((z >> (161 - 53 * j)) & mask), -51 - 53 * j)
+                    for j in range(4)]
     return table
 
 
