@@ -488,7 +488,8 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         a = TANH_CLAMP if a > TANH_CLAMP else a
         eh, el = expm1_dd(a + a)
         d = eh + TWO
-        dl = ((TWO - d) + eh) + el
+        bb = d - eh  # TwoSum: eh may be either side of 2
+        dl = ((eh - (d - bb)) + (TWO - bb)) + el
         q = _div(eh, d)
         q = q + _div((_fma(-q, d, eh) + el) - q * dl, d)
         res = -q if x < ZERO else q
