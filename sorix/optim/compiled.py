@@ -39,18 +39,19 @@ from sorix.optim.optim import Optimizer
 from sorix.tensor import Tensor, no_grad
 
 
-def compile_step(loss_fn: Callable[..., Tensor], model: Module, optimizer: Optimizer
-                 ) -> CompiledStep:
+def compile_step(loss_fn: Callable[..., Tensor], model: Module, optimizer: Optimizer, *,
+                 tier: str = "auto") -> CompiledStep:
     """A compiled training step: `step(*batch)` does what `optimizer.zero_grad();
-    loss = loss_fn(*batch); loss.backward(); optimizer.step()` does, and returns the loss."""
-    return CompiledStep(loss_fn, model, optimizer)
+    loss = loss_fn(*batch); loss.backward(); optimizer.step()` does, and returns the loss.
+    `tier`: as for `sorix.jit`."""
+    return CompiledStep(loss_fn, model, optimizer, tier=tier)
 
 
 class CompiledStep:
     """See the module docstring; built by `compile_step`."""
 
     def __init__(self, loss_fn: Callable[..., Tensor], model: Module,
-                 optimizer: Optimizer) -> None:
+                 optimizer: Optimizer, *, tier: str = "auto") -> None:
         if not callable(loss_fn):
             raise SorixTypeError(at_user_line("compile_step: loss_fn must be callable"))
         if not isinstance(model, Module):
@@ -61,6 +62,7 @@ class CompiledStep:
                 f"compile_step: optimizer must be a sorix optimizer, got "
                 f"{type(optimizer).__name__}"))
         self.loss_fn, self.model, self.optimizer = loss_fn, model, optimizer
+        self.tier = tier
         self._programs: dict[Any, Any] = {}
         self._dropout: dict[Any, list[tuple[tuple[int, ...], Any, float]]] = {}
 
@@ -90,7 +92,8 @@ class CompiledStep:
                tuple(_config(g) for g in opt.param_groups), len(params), len(others))
         program = self._programs.get(key)
         if program is None:
-            program = self._programs[key] = sorix.jit(self._symbolic(pairs, others))
+            program = self._programs[key] = sorix.jit(self._symbolic(pairs, others),
+                                                     tier=self.tier)
         loss, new_params, new_others, new_arrays = program(
             [p.detach() for p in params], [t.detach() for t in others], arrays, scalars,
             masks, *batch)
