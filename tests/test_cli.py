@@ -114,7 +114,9 @@ def test_pi_and_e_are_constants_not_variables():
 
 def test_sum_and_mean_are_allowed():
     out = run(["explain", "sum(x**2) + mean(x)", "--shape", "2", "--at", "x=3"])
-    assert "df/dx = [2*x_0 + 1/2, 2*x_1 + 1/2] = [6.5 6.5]" in out
+    assert "df/dx = 2*x + (1/2)*1 = [6.5, 6.5]" in out  # 1: the vector of ones
+    entries = run(["explain", "sum(x**2) + mean(x)", "--shape", "2", "--at", "x=3", "--adjoint"])
+    assert "df/dx = [2*x_0 + 1/2, 2*x_1 + 1/2] = [6.5 6.5]" in entries
 
 
 @pytest.mark.parametrize(("expr", "at", "message"), [

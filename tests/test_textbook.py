@@ -19,6 +19,7 @@ import pytest
 import sympy as sp
 
 import sorix
+import sorix.export.matrix
 
 SUM, DIFF, CONST = "sum rule", "difference rule", "constant rule"
 MULTIPLE, PRODUCT, QUOTIENT = "constant multiple rule", "product rule", "quotient rule"
@@ -147,13 +148,56 @@ def test_a_vector_sum():
     assert [str(g) for g in d.gradients["x"].tolist()] == ["2*x_0", "2*x_1", "2*x_2"]
 
 
+X, W, Y = np.arange(6.0).reshape(3, 2) / 4, np.array([[0.5], [-1.0]]), np.ones((3, 1))
+Z, T = np.array([1.0, 2.0, 0.5]), np.array([0.0, 1.0, 0.0])
+
+#: (function, arguments, variable, its gradient in matrix notation, as text)
+MATRIX_EXERCISES = [
+    (lambda X, W, y: ((X @ W - y) ** 2).sum(), (X, W, Y), "W", "2*X^T*(X*W - y)"),
+    (lambda X, W, y: ((X @ W - y) ** 2).mean(), (X, W, Y), "W", "(2/3)*X^T*(X*W - y)"),
+    (lambda X, W, y: ((X @ W - y) ** 2).sum(), (X, W, Y), "X", "2*(X*W - y)*W^T"),
+    (lambda z, t: -(t * sorix.log_softmax(z, axis=0)).sum(), (Z, T), "z",
+     "sum(t)*softmax(z) - t"),
+    (lambda X, W: sorix.tanh(X @ W).sum(), (X, W), "W", "X^T*(-tanh(X*W)^∘2 + 1)"),
+]
+
+
+def _matrix_derive(fn, args, wrt):
+    return sorix.explain(fn, *args, wrt=wrt)
+
+
+@pytest.mark.parametrize(("fn", "args", "wrt", "expected"), MATRIX_EXERCISES)
+def test_matrix_calculus_in_matrix_notation(fn, args, wrt, expected):
+    d = _matrix_derive(fn, args, wrt)
+    text = str(d)
+    assert f"df/d{wrt} = {expected} = " in text
+    entry = re.compile(r"\b[A-Za-z]_\d")  # X_0_1, z_2
+    assert not entry.search(text) and "%" not in text  # no entries, no IR: those on request
+    assert entry.search(d.adjoint_text())
+    gradient = d.matrix.gradients[wrt]
+    if not gradient.atoms(sorix.export.matrix.Applied):  # evaluate it on the numbers
+        names = d.matrix.shapes
+        numbers = {sp.MatrixSymbol(n, *(np.shape(a) + (1,))[:2]): sp.Matrix(
+            np.reshape(a, (np.shape(a) + (1,))[:2])) for n, a in zip(names, args)}
+        value = np.array(gradient.xreplace(numbers).doit().tolist(), dtype=float)
+        np.testing.assert_allclose(value.reshape(np.shape(d.values[wrt])), d.values[wrt])
+
+
+def test_a_matrix_derivation_names_the_shapes():
+    d = _matrix_derive(*MATRIX_EXERCISES[0][:3])
+    assert "X: 3 x 2, W: 2 x 1, y: 3 x 1" in str(d)
+    assert d.matrix.shapes == {"X": (3, 2), "W": (2, 1), "y": (3, 1)}
+
+
 def test_the_derivations_compile_without_overfull_boxes(tmp_path):
     """Every exercise's standalone document (`to_latex(document=True)`), their bodies run
     through pdflatex together (one run keeps the suite fast)."""
     assert shutil.which("pdflatex"), "pdflatex is needed (.ci/run installs texlive-latex-base)"
     bodies = []
-    for text, variables, wrt, _ in EXERCISES:
-        document = _derive(text, variables, wrt).to_latex(document=True)
+    derivations = [_derive(text, variables, wrt) for text, variables, wrt, _ in EXERCISES]
+    derivations += [_matrix_derive(fn, args, wrt) for fn, args, wrt, _ in MATRIX_EXERCISES]
+    for derivation in derivations:
+        document = derivation.to_latex(document=True)
         assert document.startswith("\\documentclass{article}")
         bodies.append(document.split("\\begin{document}\n", 1)[1].rsplit("\\end{document}", 1)[0])
     document = ("\\documentclass{article}\\usepackage{amsmath}\\begin{document}\n"

@@ -32,6 +32,8 @@ import sympy as sp
 
 from sorix.backends.interpreter import interpret
 from sorix.errors import SorixTypeError, SorixValueError
+from sorix.export.matrix import MatrixView, matrix_view
+from sorix.export.matrix import text as matrix_text
 from sorix.export.textbook import (
     WorkedSolution,
     _forms,
@@ -85,10 +87,13 @@ class Derivation:
     #: variable -> the forward, inside-out worked solution (scalar derivations only)
     solutions: dict[str, WorkedSolution] = field(default_factory=dict)
     point: dict[str, Any] = field(default_factory=dict)  # input name -> its value
+    matrix: MatrixView | None = None  # the derivation in matrix notation (arrays of <= 2-D)
 
     def __str__(self) -> str:
-        """The worked solution where there is one (scalar derivations), else the adjoint
-        table; `adjoint_text()` is always the table."""
+        """The worked solution where there is one (scalar derivations), else the matrix view
+        (arrays), else the adjoint table; `adjoint_text()` is always the table."""
+        if not self.solutions and self.matrix is not None:
+            return self._matrix_text()
         if not self.solutions:
             return self.adjoint_text()
         lines = [f"f({', '.join(self.point) or ', '.join(self.gradients)}) = "
@@ -110,6 +115,25 @@ class Derivation:
             return f"df/d{name} = {_text(answer)}{at}"
         pad = " " * len(f"df/d{name} ")
         return f"df/d{name} = {_text(answer)}\n{pad}= {_text(simplified)}{at}"
+
+    def _matrix_text(self) -> str:
+        view = self.matrix
+        lines = [f"f({', '.join(view.shapes)}) = {matrix_text(view.function)}", "",
+                 *view.text_lines(), ""]
+        for name, formula in view.gradients.items():
+            value = self.values.get(name)
+            lines.append(f"df/d{name} = {matrix_text(formula)}"
+                         + ("" if value is None else f" = {_cell(value)}"))
+        return "\n".join(lines)
+
+    def _matrix_latex(self) -> str:
+        view = self.matrix
+        rows = view.latex_rows(_latex_matrix)
+        rows.append(r"\intertext{Answer:}")
+        for name, formula in view.gradients.items():
+            rows.append(rf"\frac{{\partial f}}{{\partial {sp.latex(sp.Symbol(name))}}} "
+                        rf"&= {_latex_matrix(formula)}")
+        return align(rows)
 
     def adjoint_text(self) -> str:
         """The reverse-mode view: each backward step with its IR node, rule, local
@@ -133,20 +157,32 @@ class Derivation:
         r"""LaTeX: the worked solution as an `align*` environment (amsmath), or with
         `document=True` a standalone document that defines f and its variables; `adjoint=True`
         (or an array derivation) gives the adjoint table as an `aligned` environment."""
-        body = self._adjoint_latex() if adjoint or not self.solutions else self._worked_latex()
+        if adjoint or (not self.solutions and self.matrix is None):
+            body, how = self._adjoint_latex(), (
+                r"backward from $f$, as reverse-mode differentiation does: step $k$ computes "
+                r"a value $v_k$, and $\bar{v}_k$ is the derivative of $f$ with respect to it")
+        elif self.solutions:
+            body, how = self._worked_latex(), (
+                "one piece at a time, innermost first, naming the rule each step uses")
+        else:
+            body, how = self._matrix_latex(), "backward from $f$, in matrix notation"
         if not document:
             return body
-        variables = ", ".join(sp.latex(sp.Symbol(n)) for n in self.point or self.gradients)
+        names = list(self.point or self.gradients)
+        variables = ", ".join(sp.latex(sp.Symbol(n)) for n in names)
+        scalar = all(np.ndim(v) == 0 for v in self.point.values())
         at = ", ".join(rf"{sp.latex(sp.Symbol(n))} = {_number(v)}" for n, v in
-                       self.point.items())
+                       self.point.items()) if scalar else ""
+        kind = "real variable" if scalar else "variable"
         shown = body if body.startswith("\\begin{align*}") else f"\\[\n{body}\n\\]"
-        intro = (rf"Let $f({variables})$ be the function below, of the real variable"
-                 rf"{'s' if len(self.point) > 1 else ''} ${variables}$. We differentiate it "
-                 r"one piece at a time, innermost first, naming the rule each step uses"
-                 + (rf", and evaluate the result at ${at}$." if at else "."))
+        intro = (rf"Let $f({variables})$ be the function below, of the {kind}"
+                 rf"{'s' if len(names) > 1 else ''} ${variables}$. We differentiate it "
+                 + how + (rf", and evaluate the result at ${at}$." if at else "."))
+        function = self.matrix.function if self.matrix is not None and not self.solutions \
+            and not adjoint else self.function
         return ("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
                 "\\section*{A worked derivative}\n" + intro + "\n"
-                + _display_function(self.function, variables) + "\n" + shown
+                + _display_function(function, variables) + "\n" + shown
                 + "\n\\end{document}\n")
 
     def _worked_latex(self) -> str:
@@ -222,6 +258,7 @@ class Derivation:
             "function": _plain(self.function),
             "steps": [s.as_dict() for s in self.steps],
             "worked_solutions": {k: v.as_dict() for k, v in self.solutions.items()},
+            "matrix": None if self.matrix is None else self.matrix.as_dict(),
             "gradients": {k: _plain(v) for k, v in self.gradients.items()},
             "values": {k: np.asarray(v).tolist() for k, v in self.values.items()},
         }, indent=2)
@@ -232,7 +269,14 @@ JSON_SCHEMA = "sorix.derivation/2"
 
 
 def _display_function(function: Any, variables: str) -> str:
+    if isinstance(function, sp.MatrixExpr) or function.has(sp.MatrixSymbol):
+        return align([f"f({variables}) &= {_latex_matrix(function)}"])
     return align(broken_rows(f"f({variables})", terms(function, _latex)))
+
+
+def _latex_matrix(expr: Any) -> str:
+    """A matrix formula in LaTeX; the all-ones matrix is a bold 1."""
+    return sp.latex(expr).replace(r"\mathbb{1}", r"\mathbf{1}")
 
 
 def _cell(value: Any) -> str:
@@ -310,7 +354,10 @@ def derive(graph: Graph, wrt: Sequence[int], args: Sequence[Any] | None = None) 
         gradients={n: shown.get(g) for n, g in zip(input_names, grads)},
         values={n: values[g] for n, g in zip(input_names, grads)} if values else {},
         solutions=solutions,
-        point=dict(zip(graph.input_names, args)) if args is not None else {})
+        point=dict(zip(graph.input_names, args)) if args is not None else {},
+        matrix=matrix_view(backward, root, dict(zip(input_names, grads)),
+                           [(n, s.rules, a) for (n, a, _), s in zip(heard, steps)])
+        if any(graph.nodes[i].shape for i in graph.inputs) else None)
 
 
 #: Most forward steps a worked solution is written for (beyond, the adjoint table stands alone).

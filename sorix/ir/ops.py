@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from sorix.ir import shapes
+from sorix.ir import matrix_rules, shapes
 from sorix.ir.kernels import KERNELS
 
 #: (g, out, *args, **attrs) -> per argument: a cotangent, None (no gradient), or a zero-argument
@@ -52,6 +52,10 @@ class Op:
     #: The rule differentiates each argument term by term (sum, product, quotient, constant
     #: multiple, reshaping), so a compound argument calls for no chain rule beside it.
     termwise: bool = False
+    #: The op in matrix notation (`sorix.ir.matrix_rules`): (arguments as SymPy matrices or
+    #: scalars, their shapes, the result's shape, **attrs) -> the result, or None. Elementwise
+    #: ops without one use `sympy` on matrices of one shape (a + b, -a).
+    matrix: Callable[..., Any] | None = field(default=None, compare=False)
     text: str = ""  # the local derivative as plain text
     latex: str = ""  # ... and as LaTeX
     symbol: str = ""  # what an eager tensor's `_op` shows ('*', '**{exponent}', 'sum')
@@ -227,12 +231,12 @@ _register(
             vjp=lambda g, out, a, b: (g, -g), sympy=lambda a, b: a - b,
             text="d(a - b) = da - db", latex=r"d(a - b) = da - db"),
     _binary("mul", "multiply", symbol="*", commutative=True, rule="product rule",
-            cuda="{0} * {1}", termwise=True,
+            cuda="{0} * {1}", termwise=True, matrix=matrix_rules.hadamard,
             rules=(((0,), "constant multiple rule"), ((1,), "constant multiple rule")),
             vjp=lambda g, out, a, b: (g * b, g * a), sympy=lambda a, b: a * b,
             text="d(a * b) = b da + a db", latex=r"d(a b) = b\,da + a\,db"),
     _binary("div", "true_divide", symbol="/", rule="quotient rule",
-            cuda="({T}){0} / ({T}){1}", termwise=True,
+            cuda="({T}){0} / ({T}){1}", termwise=True, matrix=matrix_rules.quotient,
             rules=(((0,), "constant multiple rule"), ((1,), "reciprocal rule")),
             vjp=lambda g, out, a, b: _div_vjp(g, out, b), sympy=lambda a, b: a / b,
             text="d(a / b) = da / b - a db / b^2",
@@ -292,6 +296,7 @@ _register(
     Op("pow_scalar", 1, "xp.power({0}, {exponent})", shapes.same,
        shapes.numpy_dtype("pow_scalar"),
        attrs=("exponent",), elementwise=True, symbol="**{exponent}", rule="power rule",
+       matrix=matrix_rules.power,
        cuda="pow(({F}){0}, ({F}){exponent})",
        vjp=lambda g, out, a, exponent: (_pow_scalar_vjp(g, a, exponent),),
        sympy=lambda a, exponent: a**exponent,
@@ -409,11 +414,13 @@ def _extremum_vjp(g: Any, out: Any, a: Any, axis: Any, keepdims: bool) -> tuple[
 _register(
     _reduction("sum", lambda g, out, a, axis, keepdims: (_expand(g, a.shape, axis, keepdims),),
                shapes.numpy_dtype("sum"), None, rule="sum rule", termwise=True,
+               matrix=matrix_rules.summed,
                text="d sum(a) = sum(da)", latex=r"d\sum_i a_i = \sum_i da_i"),
     _reduction("mean",
                lambda g, out, a, axis, keepdims: (
                    _expand(g, a.shape, axis, keepdims) / _count(a.shape, axis),),
                shapes.numpy_dtype("mean"), None, rule="mean rule", termwise=True,
+               matrix=matrix_rules.average,
                text="d mean(a) = mean(da)",
                latex=r"d\,\frac{1}{n}\sum_i a_i = \frac{1}{n}\sum_i da_i"),
     _reduction("max", _extremum_vjp, shapes.numpy_dtype("max"),
@@ -499,18 +506,22 @@ def _stack_vjp(g: Any, out: Any, *args: Any, axis: int) -> tuple[Any, ...]:
 _register(
     Op("matmul", 2, "xp.matmul({0}, {1})", shapes.matmul, shapes.numpy_dtype("matmul", 2),
        vjp=_matmul_vjp, work=shapes.contraction_work,
-       symbol="@", rule="matrix product rule", termwise=True, text="d(A @ B) = dA @ B + A @ dB",
+       symbol="@", rule="matrix product rule", termwise=True, matrix=matrix_rules.product,
+       text="d(A @ B) = dA @ B + A @ dB",
        latex=r"d(AB) = dA\,B + A\,dB"),
     Op("reshape", 1, "xp.reshape({0}, {shape})", shapes.reshape, shapes.first,
        attrs=("shape",), symbol="reshape", rule="reshape rule", termwise=True, view=True,
+       matrix=matrix_rules.reshape,
        vjp=lambda g, out, a, shape: (g.reshape(a.shape),),
        text="d reshape(a) = reshape(da)", latex=r"d\,\mathrm{reshape}(a) = \mathrm{reshape}(da)"),
     Op("transpose", 1, "xp.transpose({0}, {axes})", shapes.transpose, shapes.first,
        attrs=("axes",), symbol="transpose", rule="transpose rule", termwise=True, view=True,
+       matrix=matrix_rules.transpose,
        vjp=lambda g, out, a, axes: (call("transpose", g, axes=tuple(np.argsort(axes).tolist())),),
        text="d a^T = (da)^T", latex=r"d\,a^{T} = (da)^{T}"),
     Op("broadcast_to", 1, "_broadcast_to(xp, {0}, {shape})", shapes.broadcast_to, shapes.first,
        attrs=("shape",), symbol="broadcast_to", rule="broadcast rule", termwise=True,
+       matrix=matrix_rules.broadcast,
        view=True,  # when large
        vjp=lambda g, out, a, shape: (g,),  # summing back to a's shape is the central un-broadcast
        text="d broadcast(a) = broadcast(da)", latex=r"d\,\mathrm{bcast}(a) = \mathrm{bcast}(da)"),
