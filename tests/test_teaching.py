@@ -118,7 +118,9 @@ def test_json_lists_local_derivatives_by_position_and_arrays_as_lists():
 def test_markdown_rows_hold_arrays_on_one_line():
     d = sorix.explain(lambda w: (w**2).sum(), np.arange(6.0).reshape(2, 3))
     rows = [line for line in d.to_markdown().splitlines() if line.startswith("| ")]
-    assert len(rows) == 1 + len(d.steps)  # the header and one row per step
+    matrix_rows = 1 + len(d.matrix.steps)  # the matrix view's table, then the adjoint table
+    assert len(rows) == matrix_rows + 1 + len(d.steps)  # a header and one row per step each
+    assert "- df/dw = `2*w` = [[0.0, 2.0, 4.0], [6.0, 8.0, 10.0]]" in d.to_markdown()
 
 
 def test_jupyter_renders_the_derivation():

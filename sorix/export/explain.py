@@ -32,7 +32,7 @@ import sympy as sp
 
 from sorix.backends.interpreter import interpret
 from sorix.errors import SorixTypeError, SorixValueError
-from sorix.export.matrix import MatrixView, matrix_view
+from sorix.export.matrix import MatrixView, matrix_view, shape_text
 from sorix.export.matrix import text as matrix_text
 from sorix.export.textbook import (
     WorkedSolution,
@@ -234,6 +234,14 @@ class Derivation:
                 lines.append(f"| {i} | {', '.join(step.rules)} | "
                              f"`d/d{name} {_grouped(step.expression)}` = {forms} |")
             lines.append("")
+        if self.matrix is not None and not self.solutions:
+            shapes = ", ".join(f"`{n}`: {shape_text(s)}" for n, s in self.matrix.shapes.items())
+            lines += [f"In matrix notation ({shapes}), backward from f:", "",
+                      "| step | rule | derivative of f |", "|---|---|---|"]
+            for i, (value, rules, adjoint) in enumerate(self.matrix.steps, 1):
+                lines.append(f"| {i} | {', '.join(rules)} | `df/d({matrix_text(value)})` = "
+                             f"`{matrix_text(adjoint)}` |")
+            lines.append("")
         lines += ["| step | node | rule | local derivatives | adjoint | value |",
                   "|---|---|---|---|---|---|"]
         for i, step in enumerate(self.steps, 1):
@@ -245,8 +253,10 @@ class Derivation:
         for name, formula in self.gradients.items():
             value = self.values.get(name)
             solution = self.solutions.get(name)
-            shown = formula if solution is None else solution.simplified
-            lines.append(f"- df/d{name} = `{_text(shown)}`"
+            shown = _text(formula if solution is None else solution.simplified)
+            if self.matrix is not None and not self.solutions:
+                shown = matrix_text(self.matrix.gradients[name])
+            lines.append(f"- df/d{name} = `{shown}`"
                          + ("" if value is None else f" = {_cell(value)}"))
         return "\n".join(lines)
 
