@@ -376,6 +376,8 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         return int(np.array(v, dtype=F).view(itype))
 
     ZERO, HALF, ONE, TWO = c(0.0), c(0.5), c(1.0), c(2.0)
+    THIRD, QUARTER = c(1.0 / 3.0), c(0.25)
+    SERIES = c(2.0**-16 if wide else 2.0**-9)  # log1p's series: truncation below 2^-64, 2^-29
     INF, NAN = c(np.inf), c(np.nan)
     MAGIC = c(1.5 * 2.0**mant)  # x + MAGIC - MAGIC = rint(x) for |x| < 2^(mant - 1)
     MAGIC_BITS = f_bits(1.5 * 2.0**mant)
@@ -508,8 +510,8 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         return neg if x < ZERO else pos
 
     @_jit
-    def log_core(u: Any, corr: Any) -> Any:
-        """log(u + corr) for finite u > 0 (normal or subnormal) and |corr| << ulp(u)."""
+    def log_core_dd(u: Any, corr: Any) -> Any:
+        """log(u + corr) as hi + lo, for finite u > 0 (or subnormal) and |corr| <= ulp(u)."""
         sub = u < TINY
         v = u * SUB_SCALE if sub else u
         iv = bits(v)
@@ -531,7 +533,28 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         hi = a + b
         hb = hi - a
         hl = (a - (hi - hb)) + (b - hb)
-        return hi + (hl + (bl + (t + (ef * LG2_LO + _div(corr, u)))))
+        cu = _div(corr, u)  # log(u + corr) - log(u), to second order: u can be 1, corr ~ ulp
+        return hi, hl + (bl + (t + (ef * LG2_LO + (cu - HALF * cu * cu))))
+
+    @_jit
+    def log_core(u: Any, corr: Any) -> Any:
+        """log(u + corr), rounded once from the double-double."""
+        hi, lo = log_core_dd(u, corr)
+        return hi + lo
+
+    @_jit
+    def log1p_series(a: Any, al: Any) -> Any:
+        """log(1 + a + al) for |a| < SERIES: a - a^2/2 + a^3/3 - a^4/4, with no cancellation.
+
+        The core's form log(u) + corr/u loses up to half an ulp where 1 + a rounds by as much
+        as a itself (a near the ulp of 1), so small arguments take the series instead.
+        """
+        return a + log1p_series_lo(a, al)
+
+    @_jit
+    def log1p_series_lo(a: Any, al: Any) -> Any:
+        """log1p_series(a, al) - a."""
+        return al * (ONE - a) + a * a * (-HALF + a * (THIRD - a * QUARTER))
 
     @_jit
     def log(x: Any) -> Any:
@@ -549,6 +572,7 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         corr = (ONE - (u - ub)) + (x - ub)
         corr = ZERO if not (u < INF) else corr
         res = log_core(u, corr)
+        res = log1p_series(x, ZERO) if abs(x) < SERIES else res
         res = x if not (x < INF) else res
         res = -INF if u == ZERO else res
         res = NAN if x < -ONE else res
@@ -560,9 +584,14 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         eh, el = exp_dd(-abs(x))
         u = ONE + eh
         corr = ((ONE - u) + eh) + el
-        lp = log_core(u, corr)
+        lh, ll = log_core_dd(u, corr)
+        series = eh < SERIES
+        lh = eh if series else lh
+        ll = log1p_series_lo(eh, el) if series else ll
         m = ZERO if x <= ZERO else x
-        res = m + lp
+        s = m + lh
+        bb = s - m
+        res = s + (((m - (s - bb)) + (lh - bb)) + ll)
         return x if not (x < INF) else res
 
     # -- trigonometry ------------------------------------------------------------------------
