@@ -181,7 +181,7 @@ def latex_rows(solution: WorkedSolution, latex: Callable[[Any], str], d: str = "
     for i, step in enumerate(solution.steps, 1):
         rules = ", ".join(step.rules)
         rows.append(rf"\intertext{{Step {i} ({_escape(rules)}):}}")
-        left = rf"\frac{{{d}}}{{{d} {v}}}\left({latex(step.expression)}\right)"
+        left = rf"\frac{{{d}}}{{{d} {v}}}{_latex_grouped(step.expression, latex)}"
         for j, form in enumerate(_latex_forms(step, v, d, latex)):
             rows.extend(broken_rows(left if j == 0 else "", form, width))
     return rows
@@ -195,7 +195,7 @@ def _latex_forms(step: WorkedStep, v: str, d: str,
     applied, substituted = [], []
     for local, argument, darg in step.terms:
         chained = darg != 1 or not isinstance(argument, sp.Symbol)
-        d_arg = rf"\frac{{{d}}}{{{d} {v}}}\left({latex(argument)}\right)"
+        d_arg = rf"\frac{{{d}}}{{{d} {v}}}{_latex_grouped(argument, latex)}"
         applied.append(_latex_times(local, d_arg, latex) if chained else latex(local))
         substituted.append((_latex_times(local, rf"\left({latex(darg)}\right)", latex)
                             if local != 1 else latex(darg)) if chained else latex(local))
@@ -205,6 +205,15 @@ def _latex_forms(step: WorkedStep, v: str, d: str,
         if " + ".join(form) not in (" + ".join(f) for f in out):
             out.append(form)
     return out
+
+
+def _latex_grouped(expr: Any, latex: Callable[[Any], str]) -> str:
+    """`expr` after d/dx: in parentheses where it is a sum, a product or negative, else as is
+    (d/dx sin(3x + 1), d/dx x^2)."""
+    text = latex(expr)
+    if isinstance(expr, (sp.Add, sp.Mul)) or text.startswith("-"):
+        return rf"\left({text}\right)"
+    return " " + text
 
 
 def _latex_times(local: Any, other: str, latex: Callable[[Any], str]) -> str:
