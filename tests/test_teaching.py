@@ -82,7 +82,11 @@ def test_explain_of_an_eager_tensor():
     y = sorix.tensor(4.0, requires_grad=True)
     d = sorix.explain(x**2 + y**2)
     assert d.steps[0].rules[0] == "sum rule"
-    assert d.values == {"x0": pytest.approx(6.0), "x1": pytest.approx(8.0)}
+    # the leaves are named as the caller's variables
+    assert d.values == {"x": pytest.approx(6.0), "y": pytest.approx(8.0)}
+    assert str(d).startswith("f(x, y) = x**2 + y**2")
+    also = x  # two names for one tensor: which is meant is unknown, so the recorded name
+    assert set(sorix.explain(also * y).values) == {"x0", "y"}
 
 
 def test_derivation_exports_latex_markdown_and_json():

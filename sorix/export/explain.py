@@ -22,6 +22,7 @@ RecursionError in SymPy); abbreviated, explain is linear in the graph and never 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from sorix.export.textbook import (
     terms,
     text_lines,
 )
-from sorix.ir.graph import Graph, GraphBuilder
+from sorix.ir.graph import Graph, GraphBuilder, Node
 from sorix.ir.ops import OPS
 from sorix.ir.printing import canonical_names, format_node
 
@@ -569,12 +570,36 @@ def _number(value: Any) -> str:
     return f"{array.item():.6g}" if array.size == 1 else np.array2string(array, precision=6)
 
 
+def _named_like(graph: Graph, leaves: Sequence[Any], scope: dict[str, Any]) -> Graph:
+    """`graph` with each input named as the caller's variable holding its tensor (x, y rather
+    than x0, x1), where exactly one plain name does; the others keep their recorded names."""
+    holders: dict[int, list[str]] = {}
+    for name, value in scope.items():
+        if name.isidentifier() and not name.startswith("_"):
+            holders.setdefault(id(value), []).append(name)
+    nodes = dict(graph.nodes)
+    taken = set()
+    for nid, leaf in zip(graph.inputs, leaves):
+        names = holders.get(id(leaf), [])
+        if len(names) == 1 and names[0] not in taken:
+            taken.add(names[0])
+            node = nodes[nid]
+            nodes[nid] = Node(node.op, node.args, (("name", names[0]),), node.shape, node.dtype)
+    final = [nodes[nid].params["name"] for nid in graph.inputs]
+    if len(set(final)) != len(final):  # a caller's name that another leaf already has
+        return graph
+    named = Graph(nodes, graph.inputs, graph.outputs)
+    named.input_tensors = graph.input_tensors
+    return named
+
+
 def explain(target: Any, *args: Any, wrt: Any = None) -> Derivation:
     """A derivation of the gradient, step by step, naming each rule.
 
     `explain(fn, *args, wrt="x")` traces `fn` (`wrt`: parameter names or positions, default
     all); `explain(tensor)` explains an eager computation recorded on tensors that require
-    grad (the leaves are named x0, x1, ... in recording order).
+    grad (each leaf named as the caller's variable that holds it, else x0, x1, ... in
+    recording order).
 
     >>> import sorix
     >>> print(sorix.explain(lambda x, y: x * sorix.sin(y), 2.0, 0.5).gradients["x"])
@@ -586,6 +611,9 @@ def explain(target: Any, *args: Any, wrt: Any = None) -> Derivation:
     if isinstance(target, Tensor):
         graph = Graph.from_tensors(target)
         leaves = graph.input_tensors
+        caller = inspect.currentframe()
+        scope = dict(caller.f_back.f_locals) if caller and caller.f_back else {}
+        graph = _named_like(graph, leaves, scope)
         return derive(graph, range(len(graph.inputs)), [t.numpy() for t in leaves])
     if not callable(target):
         raise SorixTypeError("explain() takes a function and its arguments, or a tensor")
