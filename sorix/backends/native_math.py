@@ -458,8 +458,13 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
 
     @_jit
     def expm1_dd(x: Any) -> Any:
-        """e^x - 1 as hi + lo for x in [EXPM1_LO, EXPM1_SPLIT]: 2^k p + (2^k - 1), error-free."""
+        """e^x - 1 as hi + lo for x in [EXPM1_LO, EXPM1_SPLIT]."""
         k, ph, pl = expm1_reduced(x, ZERO)
+        return expm1_from(k, ph, pl)
+
+    @_jit
+    def expm1_from(k: int, ph: Any, pl: Any) -> Any:
+        """2^k (1 + p) - 1 = 2^k p + (2^k - 1) as hi + lo, summed error-free (k <= 60, or 30)."""
         s = pow2(k)
         a = s - ONE
         ae = (s - a) - ONE  # exact error of a: 0, or -1 when 2^k - 1 rounds to 2^k
@@ -476,11 +481,14 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         """e^x - 1 accurate near 0: the double-double form above; e^x itself for large x."""
         xc = EXPM1_LO if x < EXPM1_LO else x
         xc = EXP_HI if xc > EXP_HI else xc
-        small = EXPM1_LO if xc > EXPM1_SPLIT else xc
-        hi, lo = expm1_dd(small)
+        k, ph, pl = expm1_reduced(xc, ZERO)
+        big = xc > EXPM1_SPLIT
+        hi, lo = expm1_from(0 if big else k, ph, pl)
         res = hi + lo
-        big = exp(xc)
-        res = big if xc > EXPM1_SPLIT else res
+        h = ONE + ph  # e^x for large x, as in exp_dd2
+        hl = ((ONE - h) + ph) + pl
+        k1 = k >> 1
+        res = ((h + hl) * pow2(k1)) * pow2(k - k1) if big else res
         return x if x == ZERO else res
 
     @_jit
@@ -492,8 +500,9 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         d = eh + TWO
         bb = d - eh  # TwoSum: eh may be either side of 2
         dl = ((eh - (d - bb)) + (TWO - bb)) + el
-        q = _div(eh, d)
-        q = q + _div((_fma(-q, d, eh) + el) - q * dl, d)
+        rd = _div(ONE, d)
+        q = eh * rd
+        q = q + ((_fma(-q, d, eh) + el) - q * dl) * rd  # one division; the residual fixes q
         res = -q if x < ZERO else q
         return x if x == ZERO else res
 
@@ -650,8 +659,9 @@ def _build(ftype: type) -> dict[str, Callable[..., Any]]:
         nl = -cl if odd else sl
         dh = sh if odd else ch
         dl = sl if odd else cl
-        q = _div(nh, dh)
-        return q + _div((_fma(-q, dh, nh) + nl) - q * dl, dh)
+        rd = _div(ONE, dh)
+        q = nh * rd
+        return q + ((_fma(-q, dh, nh) + nl) - q * dl) * rd
 
     @_jit
     def sin_fast(x: Any) -> Any:
