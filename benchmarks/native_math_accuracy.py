@@ -407,12 +407,17 @@ def main() -> None:
     parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
     n = int(args.points)
-    print(f"{'kernel':18s} {'points':>10s} {'ulp vs numpy':>12s} {'ulp vs mpmath':>13s} "
-          f"{'(mp points)':>11s} {'worst x':>24s} {'ns/el':>6s} {'numpy':>6s} {'packed':>6s}")
+    print(f"{'kernel':18s} {'compile s':>9s} {'points':>10s} {'ulp vs numpy':>12s} "
+          f"{'ulp vs mpmath':>13s} {'(mp points)':>11s} {'worst x':>24s} {'ns/el':>6s} "
+          f"{'numpy':>6s} {'packed':>6s}")
     for dtype in args.dtype.split(","):
         for name in args.only.split(","):
+            t = time.perf_counter()
+            run(name, dtype, specials(dtype, name))  # the first call compiles the loop
+            compile_s = time.perf_counter() - t
             r = check(name, dtype, n)
-            line = (f"{name + ' ' + dtype:18s} {r['points']:10d} {r['max_ulp_vs_numpy']:12.0f} "
+            line = (f"{name + ' ' + dtype:18s} {compile_s:9.2f} {r['points']:10d} "
+                    f"{r['max_ulp_vs_numpy']:12.0f} "
                     f"{r['max_ulp_vs_mpmath']:13.3f} {r['mp_points']:11d} "
                     f"{', '.join(f'{v:.17g}' for v in r['worst_x']):>24s}")
             if not args.no_speed:

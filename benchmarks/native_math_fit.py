@@ -96,7 +96,30 @@ def rounded_error(g: Callable[[mp.mpf], mp.mpf], lo: mp.mpf, hi: mp.mpf,
     return float(worst)
 
 
+def constants() -> None:
+    """The other literals of native_math: 2/pi to 1400 bits, and constants split into parts."""
+    with mp.workdps(500):
+        n = int(mp.floor(2 / mp.pi * mp.mpf(2) ** 1400))
+    digits = format(n, "x")
+    print("_TWO_OVER_PI_HEX = (")
+    for i in range(0, len(digits), 88):
+        print(f'    "{digits[i:i + 88]}"')
+    print(")")
+    for name, value in [("pi/2", mp.pi / 2), ("ln2", mp.log(2))]:
+        for dtype in ("float64", "float32"):
+            ft = np.dtype(dtype).type
+            parts, rest = [], value
+            for _ in range(3):
+                part = ft(float(rest))
+                parts.append(float(part))
+                rest -= mp.mpf(float(part))
+            print(f"# {name} {dtype} in three parts: {parts}")
+    for hi in ("0x1.62e42fefa3800p-1", "0x1.62e400p-1"):  # ln2 with trailing zeros, for log
+        print(f"# ln2 - {hi} = {float(mp.log(2) - mp.mpf(float.fromhex(hi)))!r}")
+
+
 def main() -> None:
+    constants()
     for (name, dtype), degree in DEGREES.items():
         g, lo, hi = FUNCTIONS[name]
         coeffs = [float(np.dtype(dtype).type(float(c))) for c in fit(g, lo, hi, degree)]
