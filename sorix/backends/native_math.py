@@ -70,6 +70,8 @@ from numba.extending import intrinsic
 
 __all__ = ["FAST_TRIG", "VECTOR_MATH"]
 
+# The kernels' building blocks inline into each other at numba's IR level (compiled once, inside
+# the exported kernel: see `_export`); the exact huge-argument reductions stay out of line.
 _jit = numba.njit(error_model="numpy", inline="always")
 _jit_slow = numba.njit(error_model="numpy", inline="never")
 
@@ -95,9 +97,8 @@ def _fma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
 def _div(typingctx: Any, a: Any, b: Any) -> Any:
     """a / b as IEEE division whatever the caller's error_model: inf or nan, never an exception.
 
-    The kernels are inlined into the caller at numba's IR level, where a `/` takes the caller's
-    error model; under numba's default ("python") it tests for zero and raises, and that branch
-    keeps LLVM from vectorizing the loop.
+    An exported kernel is compiled with numba's default flags, where a `/` would test for zero
+    and raise (error_model="python"), and that branch keeps LLVM from vectorizing the loop.
     """
     if not (isinstance(a, types.Float) and a == b):
         return None
@@ -132,7 +133,8 @@ def _export(kernel: Any, arity: int = 1) -> Any:
     inliner, which declines kernels this size, and a call in a loop body blocks vectorization.
     So the exported kernel is an intrinsic: it compiles the kernel once per process as an
     internal function, marks that function `alwaysinline` before any caller links it, and
-    emits a call, which LLVM then replaces by the body.
+    emits a call, which LLVM then replaces by the body. Arguments must be floats (for pow, two
+    of the same dtype); an integer argument is a typing error, as the backend casts first.
     """
     impl = kernel.py_func
 
@@ -359,8 +361,10 @@ def _make_pow64(exp_dd2: Callable[..., Any]) -> Callable[..., Any]:
     return power
 
 
-def _build(ftype: type) -> dict[str, Callable[..., Any]]:
-    """All kernels for float64 or float32: one algorithm, constants and widths per dtype."""
+def _build(ftype: type) -> tuple[dict[str, Callable[..., Any]],
+                                  dict[str, tuple[Callable[..., Any], float]]]:
+    """All kernels for float64 or float32 (one algorithm, constants and widths per dtype), and
+    the branch-free trigonometric ones with their bound."""
     F = ftype
     wide = F is np.float64
     bits = _bits
