@@ -327,14 +327,33 @@ def test_scipy_bridge_objective_without_scipy():
         optim.ScipyBridge([], lambda: None)
 
 
-def test_scipy_bridge_minimize():
+def test_scipy_bridge_compiled_objective_equals_the_eager_one():
+    rng = np.random.default_rng(3)
+    X, y = sorix.tensor(rng.standard_normal((20, 3))), sorix.tensor(rng.standard_normal((20, 1)))
+    np.random.seed(0)
+    model = nn.Sequential(nn.Linear(3, 4, dtype="float64"), nn.Tanh(),
+                          nn.Linear(4, 1, dtype="float64"))
+    loss = lambda: nn.MSELoss()(model(X), y)  # noqa: E731
+    eager = optim.ScipyBridge(model, loss)
+    compiled = optim.ScipyBridge(model, loss, compiled=True)
+    x = eager.get_x() + 0.1
+    value, grad = eager.objective(x)
+    compiled_value, compiled_grad = compiled.objective(x)
+    assert compiled_value == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(compiled_grad, grad, rtol=1e-10, atol=1e-14)
+    with pytest.raises(SorixTypeError, match="needs a Module"):
+        optim.ScipyBridge(param([1.0]), lambda: None, compiled=True)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_scipy_bridge_minimize(compiled):
     pytest.importorskip("scipy")
     rng = np.random.default_rng(2)
     X = rng.standard_normal((30, 3))
     y = X @ np.array([[1.0], [-2.0], [0.5]]) + 0.3
     model = nn.Linear(3, 1, dtype="float64")
     bridge = optim.ScipyBridge(model, lambda: nn.MSELoss()(model(sorix.tensor(X)),
-                                                          sorix.tensor(y)))
+                                                          sorix.tensor(y)), compiled=compiled)
     result = bridge.minimize(method="L-BFGS-B")
     assert result.success
     np.testing.assert_allclose(model.W.numpy().ravel(), [1.0, -2.0, 0.5], atol=1e-5)

@@ -1,8 +1,11 @@
 """ScipyBridge: minimize a loss over sorix tensors with `scipy.optimize.minimize`.
 
 The tensors are flattened into one float64 vector for SciPy; `objective(x)` writes x back into
-them in place, evaluates the loss and its gradient by backward, and returns (value, gradient)
-for SciPy's `jac=True`. SciPy is optional: it is imported only when `minimize` is called.
+them in place, evaluates the loss and its gradient, and returns (value, gradient) for SciPy's
+`jac=True`. The gradient comes from eager backward, or, with `compiled=True` and a Module, from
+one `sorix.value_and_grad` program traced over the module's parameters (the model's forward
+runs on traced stand-ins for them, `Module._substituted`); whatever else the loss reads is a
+constant of that program. SciPy is optional: it is imported only when `minimize` is called.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 
 from sorix.device import to_host
 from sorix.errors import SorixTypeError, SorixValueError, at_user_line
+from sorix.nn.net import Module
 from sorix.tensor import Tensor, no_grad
 
 
@@ -28,7 +32,12 @@ class ScipyBridge:
     (5.0, array([-4., -2.]))
     """
 
-    def __init__(self, parameters: Any, loss_fn: Callable[[], Tensor]) -> None:
+    def __init__(self, parameters: Any, loss_fn: Callable[[], Tensor],
+                 compiled: bool = False) -> None:
+        self.module = parameters if isinstance(parameters, Module) else None
+        if compiled and self.module is None:
+            raise SorixTypeError(at_user_line(
+                "ScipyBridge(compiled=True) needs a Module, whose parameters it can trace"))
         if hasattr(parameters, "parameters") and callable(parameters.parameters):
             parameters = parameters.parameters()
         params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
@@ -45,6 +54,18 @@ class ScipyBridge:
         self.shapes = [p.shape for p in params]
         self.sizes = [p.size for p in params]
         self.total_size = sum(self.sizes)
+        self._program = self._compile() if compiled else None
+
+    def _compile(self) -> Any:
+        import sorix
+
+        module, loss_fn, ids = self.module, self.loss_fn, [id(p) for p in self.params]
+
+        def loss_of(params: list[Tensor]) -> Tensor:
+            with module._substituted(dict(zip(ids, params))):
+                return loss_fn().reshape(())
+
+        return sorix.value_and_grad(loss_of)
 
     def get_x(self) -> np.ndarray:
         """The parameters' current values as one flat float64 vector."""
@@ -67,6 +88,10 @@ class ScipyBridge:
     def objective(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """(loss, flat gradient) at x: what `scipy.optimize.minimize(..., jac=True)` calls."""
         self.set_x(x)
+        if self._program is not None:
+            value, grads = self._program([p.detach() for p in self.params])
+            return float(value.item()), np.concatenate(
+                [np.asarray(to_host(g.data), np.float64).ravel() for g in grads])
         for p in self.params:
             p.grad = None
         loss = self.loss_fn()
