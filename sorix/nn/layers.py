@@ -251,7 +251,7 @@ class Dropout(Module):
             return self._traced(x)
         keep = np.random.random_sample(x.shape) >= self.p
         mask = (keep / (1.0 - self.p)).astype(x.dtype.numpy)
-        return x * Tensor(mask, device=x.device)
+        return x * Tensor._wrap(mask, x.device)  # a fresh array: no copy needed
 
     def _traced(self, x: Tensor) -> Tensor:
         """A traced Dropout takes its mask as a program input: the compiled step first

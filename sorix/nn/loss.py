@@ -137,7 +137,7 @@ class CrossEntropyLoss(Module):
                     f"[{labels.min()}, {labels.max()}]"))
             one_hot = np.zeros((n, c), dtype)
             one_hot[np.arange(n), labels] = 1.0
-        return self._reduced(logits, Tensor(one_hot, device=logits.device))
+        return self._reduced(logits, Tensor._wrap(one_hot, logits.device))  # fresh: no copy
 
     def _reduced(self, logits: Tensor, one_hot: Tensor) -> Tensor:
         c = logits.shape[1]

@@ -81,11 +81,12 @@ class CompiledStep:
         scalars = []
         for (p, group), state in zip(pairs, states):
             step = state["step"] + 1
-            scalars.append([Tensor(np.asarray(v, p.dtype.numpy)) for v in
+            scalars.append([_wrap(np.asarray(v, p.dtype.numpy)) for v in
                             opt._scalars(group, step).values()])
-        arrays = [[Tensor(state[name]) for name in opt._buffers(group)]
-                  for (_, group), state in zip(pairs, states)]
-        masks = [Tensor((np.random.random_sample(shape) >= p) / (1.0 - p)).astype(dtype)
+        # the optimizer's arrays go in as they are: the program only reads its arguments
+        arrays = [[_wrap(state[name], p.device) for name in opt._buffers(group)]
+                  for (p, group), state in zip(pairs, states)]
+        masks = [_wrap(((np.random.random_sample(shape) >= p) / (1.0 - p)).astype(dtype))
                  for shape, dtype, p in self._dropout_specs(batch)]
 
         key = (tuple(m.training for m in self.model.modules()),
@@ -175,6 +176,9 @@ class CompiledStep:
             return loss, new_params, updated, new_arrays
 
         return step
+
+
+_wrap = Tensor._wrap  # a tensor around an array, without the copy `sorix.tensor` makes
 
 
 def _config(group: dict[str, Any]) -> Any:

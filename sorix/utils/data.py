@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sorix.device import to_host
+from sorix.dtypes import DTYPES
 from sorix.errors import ShapeError, SorixTypeError, SorixValueError, at_user_line
 from sorix.tensor import Tensor
 
@@ -105,8 +106,12 @@ def default_collate(samples: list[Any]) -> Any:
 
 
 def _batch_to_tensors(batch: Any) -> Any:
+    """Tensors around the arrays fancy indexing just made (fresh copies: none is needed),
+    checked and widened as `sorix.tensor` would."""
     if isinstance(batch, tuple):
-        return tuple(Tensor(b) for b in batch)
+        return tuple(_batch_to_tensors(b) for b in batch)
+    if batch.dtype.name in DTYPES:
+        return Tensor._wrap(batch)
     return Tensor(batch)
 
 
