@@ -291,6 +291,9 @@ def measure_promotion(w: Workload, limit_s: float = 120.0) -> Promotion:
             program(*args)
             entry, calls = program.lower(*args), 1
             while not getattr(entry.program, "native", False):
+                if entry.promotion and entry.promotion != "native":
+                    out.note = f"stays on the numpy tier: {entry.promotion}"
+                    break
                 if time.perf_counter() - t0 > limit_s:
                     out.note = f"not promoted within {limit_s:.0f} s"
                     break

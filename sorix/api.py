@@ -31,6 +31,7 @@ is counting calls (one increment and one comparison).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import math
@@ -115,6 +116,24 @@ _promoter: list[threading.Thread] = []
 _promoter_lock = threading.Lock()
 
 
+def _checkpoint(entry: _Entry, arrays: Sequence[Any]) -> Any:
+    """Run a call at the count where promotion looked due, timing it: a first run pays for
+    page faults and lazy imports, so the smaller of the two times is taken per call, and the
+    entry is promoted only if its calls have spent the budget by that estimate (otherwise the
+    next checkpoint is set where they will have)."""
+    started = time.perf_counter()
+    results = _run(entry.program, arrays)
+    per_call = entry.first_run_s = max(1e-7, min(entry.first_run_s,
+                                                 time.perf_counter() - started))
+    budget = NATIVE_COMPILE_ESTIMATE_S * PROMOTE_MULTIPLE
+    if entry.calls * per_call >= budget:
+        _promote(entry)
+    else:
+        entry.promote_at = entry.calls + max(1, math.ceil(
+            (budget - entry.calls * per_call) / per_call))
+    return entry.finish(results)
+
+
 def _promote(entry: _Entry) -> None:
     """Queue `entry` for its native compile, done by one worker thread off the calling one;
     the caller goes on with the numpy program meanwhile. Called once per entry."""
@@ -129,12 +148,28 @@ def _promote(entry: _Entry) -> None:
                 worker.start()
 
 
+_exiting = threading.Event()
+
+
+@atexit.register
+def _finish_promotions() -> None:
+    """At exit, take no new compile and let a running one end (briefly): a daemon thread
+    stopped inside LLVM can take the process down with it."""
+    _exiting.set()
+    _promotions.put(None)
+    for worker in _promoter:
+        worker.join(timeout=10)
+
+
 def _promote_forever() -> None:
     while True:
         entry = _promotions.get()
+        if entry is None or _exiting.is_set():
+            return
         try:
             promote_now(entry)
         except Exception as error:  # noqa: BLE001 - a failed promotion leaves the numpy tier
+            entry.promotion = f"native compile failed ({type(error).__name__})"
             if debug_level() >= 1:
                 print(f"[sorix] {entry.name}: native compile failed ({type(error).__name__}: "
                       f"{error}); it stays on the numpy tier")
@@ -148,16 +183,16 @@ def promote_now(entry: _Entry) -> bool:
 
     calls = entry.calls
     why_not = worth_promoting(entry.graph)
+    program = None if why_not else lookup("native").compile(entry.graph)
+    if program is not None and not program.native:
+        why_not = program.fallback
     if why_not:
+        entry.promotion = why_not
         if debug_level() >= 1:
             print(f"[sorix] {entry.name} stays on the numpy tier: {why_not}")
         return False
-    program = lookup("native").compile(entry.graph)
-    if not getattr(program, "native", False):
-        if debug_level() >= 1:
-            print(f"[sorix] {entry.name} stays on the numpy tier: {program.fallback}")
-        return False
     entry.program = program
+    entry.promotion = "native"
     if debug_level() >= 1:
         where = "loaded from the disk cache" if program.from_cache else "compiled"
         print(f"[sorix] promoted {entry.name} to the native tier after {calls} calls "
@@ -253,6 +288,8 @@ class _Entry:
     #: Seconds its first run took on the numpy tier (what promotion is estimated from).
     first_run_s: float = 0.0
     name: str = ""
+    #: What promotion did: "" (not yet), "native", or why the entry stays on the numpy tier.
+    promotion: str = ""
 
     def __post_init__(self) -> None:
         self.structure = rebuilder(self.out_spec)
@@ -382,7 +419,7 @@ class Transformed:
                 if entry is not None:
                     entry.calls += 1
                     if entry.calls == entry.promote_at:
-                        _promote(entry)
+                        return _checkpoint(entry, arrays)
                     try:
                         return entry.finish(entry.program.fn(*arrays))
                     except Exception as error:
@@ -414,7 +451,7 @@ class Transformed:
                 NATIVE_COMPILE_ESTIMATE_S * PROMOTE_MULTIPLE / max(entry.first_run_s, 1e-7)))
             return entry.finish(results)
         if entry.calls >= entry.promote_at > 0:
-            _promote(entry)
+            return _checkpoint(entry, arrays)
         return entry.finish(_run(entry.program, arrays))
 
     def _entry(self, signature: tuple[Any, ...], args: Sequence[Any],

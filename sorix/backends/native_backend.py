@@ -49,7 +49,10 @@ Kernels are cached on disk (`sorix.backends.native_cache`), so a second process 
 instead of compiling it.
 
 Large loops (`PARALLEL_MIN` elements or more) run on every core with `prange`; small ones on one
-thread, where starting a thread pool costs more than it saves.
+thread, where starting a thread pool costs more than it saves. Parallel loops are emitted only
+where numba has a thread pool that is safe to enter from several threads at once (tbb or
+OpenMP, see `native_cache.threadsafe_layer`); GNU OpenMP's pool is not fork-safe, so a process
+that forks after running a parallel kernel should start its children with "spawn".
 """
 
 from __future__ import annotations
@@ -148,6 +151,16 @@ def _vector_math() -> Mapping[tuple[str, str], Any]:
     return VECTOR_MATH
 
 
+def _fast_trig() -> Mapping[tuple[str, str], Any]:
+    """(kernel, bound) per (sin|cos|tan, dtype): trig kernels that vectorize, valid for
+    arguments below the bound (see `Emitter.loop` for how the rest is covered)."""
+    try:
+        from sorix.backends.native_math import FAST_TRIG
+    except Exception:  # noqa: BLE001 - absent or broken: the kernels of _vector_math serve
+        return {}
+    return FAST_TRIG
+
+
 def _literal(value: Any) -> str:
     """A Python scalar as source text (nan and inf through numpy's names)."""
     if isinstance(value, (bool, np.bool_)):
@@ -194,7 +207,7 @@ def _scalar_expression(node: Any, args: list[str], arg_dtypes: list[str],
     template = SCALAR.get(op)
     if template is None:
         raise NativeUnsupported(f"no scalar spelling for {op}")
-    fields = {name: math_names(name, compute) for name in _MATH}
+    fields = {name: math_names(name, compute) for name in _MATH if f"{{{name}}}" in template}
     expression = template.format(*args, T=T, **fields)
     # numba widens small integers and bools in arithmetic; numpy keeps the node's dtype
     if np.dtype(dtype).kind in "iub" and op not in _COMPARE or op in ("pow", "astype"):
@@ -405,8 +418,9 @@ class Emitter:
     """The `lower` hook of `generate` for one prepared graph."""
 
     def __init__(self, graph: Graph, loop_of: dict[int, Loop], math_names: Any,
-                 parallel_min: int, dot: bool) -> None:
+                 parallel_min: float, dot: bool, fast_names: Any = None) -> None:
         self.graph = graph
+        self.fast_names = fast_names
         self.loop_of = loop_of
         self.math_names = math_names
         self.parallel_min = parallel_min
@@ -443,14 +457,65 @@ class Emitter:
 
     def loop(self, loop: Loop, names: Mapping[int, str],
              describe: Callable[[int], str]) -> list[str]:
+        """The loop nest: buffers of the values read outside it, then one pass over the
+        elements. With sin, cos or tan inside, the pass uses the kernels that vectorize
+        (`FAST_TRIG`, valid below a bound) and counts the arguments beyond it; only when
+        there are some, the whole pass runs again with the kernels correct everywhere."""
+        nodes = self.graph.nodes
+        shape = loop.shape
+        lines = [f"# loop over {nodes[(loop.members or loop.reductions)[0]].dtype}"
+                 f"{list(shape)}: {len(loop.members)} elementwise, {len(loop.reductions)} "
+                 f"reducing"]
+        for m in loop.members:
+            if self.materialized(m, loop):
+                lines.append(f"v{m} = np.empty({_shape_text(shape)}, "
+                             f"{NB_TYPES[nodes[m].dtype]})")
+        fast = [m for m in loop.members if self.fast_trig(nodes[m]) is not None]
+        if fast:
+            lines += self.elements(loop, names, describe, True)
+            lines.append(f"if {' or '.join(f'big{m}' for m in fast)}:  # an argument beyond "
+                         f"the fast kernels' range")
+            lines += [f"    {line}" for line in self.elements(loop, names, describe, False)]
+        else:
+            lines += self.elements(loop, names, describe, False)
+        size = math.prod(shape)
+        for r in loop.reductions:
+            node = nodes[r]
+            axis = node.params["axis"]
+            full = axis is None or len(set(axis)) == len(shape)
+            value = f"r{r}"
+            if node.op == "mean":
+                count = size if axis is None else math.prod(shape[d] for d in set(axis))
+                value = f"r{r} / {count}"
+            out = NB_TYPES[node.dtype]
+            if full:
+                index = ", ".join("0" for _ in node.shape) if node.shape else "()"
+                lines.append(f"v{r} = np.empty({_shape_text(node.shape)}, {out})")
+                lines.append(f"v{r}[{index}] = {out}({value})  # {describe(r)}")
+            elif node.op == "mean" or self.accumulator_dtype(node) != node.dtype:
+                lines.append(f"v{r} = ({value}).astype({out})  # {describe(r)}")
+            else:
+                lines.append(f"v{r} = r{r}  # {describe(r)}")
+        return lines
+
+    def fast_trig(self, node: Any) -> tuple[str, str] | None:
+        """(kernel, bound) names of the vectorizing trig kernel for `node`, if there is one."""
+        if node.op not in ("sin", "cos", "tan") or self.fast_names is None:
+            return None
+        return self.fast_names(node.op, node.dtype)
+
+    def elements(self, loop: Loop, names: Mapping[int, str], describe: Callable[[int], str],
+                 fast: bool) -> list[str]:
+        """One pass over the loop's elements: the reductions' initial values, the operands
+        read once, the loop nest. With `fast`, sin/cos/tan use the fast kernels, and `big<id>`
+        counts the arguments each does not cover (one counter per node: numba's parallel
+        loops take one update per reduction variable)."""
         nodes = self.graph.nodes
         shape = loop.shape
         size = math.prod(shape)
         variables = [f"i{d}" for d in range(len(shape))]
         members = set(loop.members)
-        lines = [f"# loop over {nodes[(loop.members or loop.reductions)[0]].dtype}"
-                 f"{list(shape)}: {len(loop.members)} nodes, {len(loop.reductions)} "
-                 f"reductions".replace(" ", " ")]
+        lines: list[str] = []
         partial = False
         for r in loop.reductions:
             node = nodes[r]
@@ -471,10 +536,8 @@ class Emitter:
                     raise NativeUnsupported("integer max/min along an axis")
                 lines.append(f"r{r} = {fill}({_shape_text(self.kept_shape(node, shape))}, "
                              f"{extra}{self.accumulator_type(node)})")
-        for m in loop.members:
-            if self.materialized(m, loop):
-                lines.append(f"v{m} = np.empty({_shape_text(shape)}, "
-                             f"{NB_TYPES[nodes[m].dtype]})")
+        if fast:
+            lines += [f"big{m} = 0" for m in loop.members if self.fast_trig(nodes[m])]
         parallel = size >= self.parallel_min and not partial and all(
             nodes[r].op in ("sum", "mean") for r in loop.reductions) and shape
         if parallel:
@@ -507,9 +570,15 @@ class Emitter:
         for m in loop.members:
             node = nodes[m]
             args = [operand(a) for a in node.args]
-            expression = _scalar_expression(node, args, [nodes[a].dtype for a in node.args],
-                                            self.math_names)
-            lines.append(f"{indent}t{m} = {expression}  # {describe(m)}")
+            kernel = self.fast_trig(node) if fast else None
+            if kernel is not None:
+                x = _cast(args[0], nodes[node.args[0]].dtype, node.dtype)
+                lines.append(f"{indent}t{m} = {kernel[0]}({x})  # {describe(m)}")
+                lines.append(f"{indent}big{m} += np.int64(abs({x}) >= {kernel[1]})")
+            else:
+                expression = _scalar_expression(
+                    node, args, [nodes[a].dtype for a in node.args], self.math_names)
+                lines.append(f"{indent}t{m} = {expression}  # {describe(m)}")
             if self.materialized(m, loop):
                 lines.append(f"{indent}{_element(f'v{m}', shape, shape, variables)} = t{m}")
         for r in loop.reductions:
@@ -526,23 +595,6 @@ class Emitter:
                         if node.params["keepdims"] or d not in axis]
                 target = f"r{r}[{', '.join(kept)}]"
             lines.append(indent + _REDUCE[node.op][1].format(r=target, x=x))
-        for r in loop.reductions:
-            node = nodes[r]
-            axis = node.params["axis"]
-            full = axis is None or len(set(axis)) == len(shape)
-            value = f"r{r}"
-            if node.op == "mean":
-                count = size if axis is None else math.prod(shape[d] for d in set(axis))
-                value = f"r{r} / {count}"
-            out = NB_TYPES[node.dtype]
-            if full:
-                index = ", ".join("0" for _ in node.shape) if node.shape else "()"
-                lines.append(f"v{r} = np.empty({_shape_text(node.shape)}, {out})")
-                lines.append(f"v{r}[{index}] = {out}({value})  # {describe(r)}")
-            elif node.op == "mean" or self.accumulator_dtype(node) != node.dtype:
-                lines.append(f"v{r} = ({value}).astype({out})  # {describe(r)}")
-            else:
-                lines.append(f"v{r} = r{r}  # {describe(r)}")
         return lines
 
     @staticmethod
@@ -656,7 +708,7 @@ from numba import njit, prange
 '''
 
 
-def module_source(graph: Graph, parallel_min: int = PARALLEL_MIN, vector: bool = True
+def module_source(graph: Graph, parallel_min: float = PARALLEL_MIN, vector: bool = True
                   ) -> tuple[str, Graph, list[np.ndarray]]:
     """The generated module of `graph`'s kernel, the graph it computes (see `prepare`) and the
     constants passed to it as extra arguments."""
@@ -674,7 +726,16 @@ def module_source(graph: Graph, parallel_min: int = PARALLEL_MIN, vector: bool =
             return local
         return f"np.{name}"
 
-    emitter = Emitter(prepared, loop_of, math_names, parallel_min, _has_scipy())
+    fast_kernels = _fast_trig() if vector else {}
+    used_fast: dict[str, tuple[str, str]] = {}
+
+    def fast_names(name: str, dtype: str) -> tuple[str, str] | None:
+        if (name, dtype) not in fast_kernels:
+            return None
+        used_fast[f"_fast_{name}_{dtype}"] = (name, dtype)
+        return f"_fast_{name}_{dtype}", f"_bound_{name}_{dtype}"
+
+    emitter = Emitter(prepared, loop_of, math_names, parallel_min, _has_scipy(), fast_names)
     program = generate(prepared, np, lower=emitter, order=order, free=False, define=False,
                        constant=lambda name, value: f"{name} = {_typed_literal(value)}",
                        decorators=["@KERNEL_DECORATOR"])
@@ -686,6 +747,11 @@ def module_source(graph: Graph, parallel_min: int = PARALLEL_MIN, vector: bool =
     if used_math:
         imports.append("from sorix.backends.native_math import VECTOR_MATH as _VM")
         imports += [f"{local} = _VM[{key!r}]" for local, key in sorted(used_math.items())]
+    if used_fast:
+        imports.append("from sorix.backends.native_math import FAST_TRIG as _FT")
+        for local, key in sorted(used_fast.items()):
+            bound = local.replace("_fast_", "_bound_")
+            imports.append(f"{local}, {bound} = _FT[{key!r}]")
     source = "\n".join(imports) + "\n\n" + program.source.replace("@KERNEL_DECORATOR", decorator)
     return source, prepared, extra
 
@@ -732,7 +798,11 @@ def lower(graph: Graph) -> NativeProgram:
 
     global _VECTOR_MATH_WORKS
     try:
-        source, prepared, extra = module_source(graph, vector=_VECTOR_MATH_WORKS)
+        parallel_min = PARALLEL_MIN if native_cache.threadsafe_layer() else math.inf
+    except native_cache.NumbaMissing as why:
+        return _fallback(graph, str(why), everywhere=True)
+    try:
+        source, prepared, extra = module_source(graph, parallel_min, _VECTOR_MATH_WORKS)
     except NativeUnsupported as why:
         return _fallback(graph, str(why))
     try:
@@ -741,14 +811,14 @@ def lower(graph: Graph) -> NativeProgram:
         except native_cache.NumbaMissing:
             raise
         except Exception:
-            if "_VM[" not in source:
+            if "_VM[" not in source and "_FT[" not in source:
                 raise
             # the vectorized math did not compile: numpy's scalar functions from now on
             _VECTOR_MATH_WORKS = False
             if debug_level() >= 1:
                 print("[sorix] native tier: sorix.backends.native_math's kernels do not "
                       "compile here; using numpy's scalar math functions")
-            source, prepared, extra = module_source(graph, vector=False)
+            source, prepared, extra = module_source(graph, parallel_min, vector=False)
             kernel, seconds, cached, filename, key = native_cache.load(prepared, source)
     except native_cache.NumbaMissing as why:
         return _fallback(graph, str(why), everywhere=True)

@@ -52,6 +52,30 @@ def numba_module() -> Any:
     return numba
 
 
+_THREADSAFE: list[bool] = []
+
+
+def threadsafe_layer() -> bool:
+    """Whether numba has a thread pool that parallel kernels may be called on from several
+    threads at once (tbb or OpenMP; its fallback `workqueue` aborts the process on concurrent
+    use). When it has, numba is told to use only such a pool; when not, sorix emits no
+    parallel loops."""
+    if not _THREADSAFE:
+        numba = numba_module()
+        found = False
+        for pool in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
+            try:
+                importlib.import_module(pool)
+                found = True
+                break
+            except Exception:  # noqa: BLE001, S112 - not built or its library is missing
+                continue
+        if found:
+            numba.config.THREADING_LAYER = "threadsafe"
+        _THREADSAFE.append(found)
+    return _THREADSAFE[0]
+
+
 def cache_root() -> Path:
     """Where kernels are cached (see the module docstring)."""
     base = os.environ.get("SORIX_CACHE_DIR")
