@@ -19,7 +19,8 @@ vectorize, and the caller's own divisions `error_model="numpy"`.
 Contract (checked by tests/test_native_math.py, and over >= 10^7 points per function by
 `python -m benchmarks.native_math_accuracy`):
 
-- max error <= 2 ulp against the correctly rounded value (measured: under 1.1 ulp for all);
+- max error <= 2 ulp against the correctly rounded value (measured over 10^7 points per kernel:
+  at most 0.91 ulp, most kernels 0.6-0.77);
 - NaN, +-inf, +-0 and subnormal inputs give what numpy gives (`np.sin`, ..., `np.logaddexp(x, 0)`
   for softplus, `np.power` for pow, the exact 1 / (1 + exp(-x)) for sigmoid);
 - float32 kernels compute in float32 (twice the vector width), except pow, and sin, cos, tan
