@@ -35,6 +35,11 @@ class ShapeError(SorixValueError):
     """Operand shapes that an op cannot combine."""
 
 
+class IndexOutOfRangeError(SorixValueError, IndexError):
+    """An index outside what it indexes (an Embedding row, a class number); also an
+    IndexError, as the original Sorix raised for it."""
+
+
 class DTypeError(SorixTypeError):
     """A dtype an op or a tensor cannot take."""
 

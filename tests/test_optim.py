@@ -129,9 +129,9 @@ def test_param_groups_and_skipped_parameters():
 def test_zero_grad_and_closure():
     p = with_grad(param([1.0, 2.0]), [0.5, 0.5])
     sgd = optim.SGD([p], lr=0.1)
-    sgd.zero_grad(set_to_none=False)
-    assert np.all(p.grad.numpy() == 0.0)
     sgd.zero_grad()
+    assert np.all(p.grad.numpy() == 0.0)  # zeros, as in the original
+    sgd.zero_grad(set_to_none=True)
     assert p.grad is None
 
     def closure():

@@ -67,8 +67,8 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 def _fans(tensor: Tensor) -> tuple[int, int]:
     if tensor.ndim < 2:
         raise ShapeError(at_user_line(
-            f"fan in and fan out need a tensor of at least 2 dimensions, got shape "
-            f"{tensor.shape}"))
+            f"fan in and fan out cannot be computed for a tensor with fewer than 2 dimensions "
+            f"(shape {tensor.shape})"))
     field = math.prod(tensor.shape[2:])
     return tensor.shape[0] * field, tensor.shape[1] * field
 
@@ -103,3 +103,9 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu") -> Tensor:
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std)
+
+
+# the original Sorix's private names, which its users' code and tests call
+_calculate_gain = calculate_gain
+_calculate_fan_in_and_fan_out = _fans
+_calculate_correct_fan = _fan

@@ -21,7 +21,7 @@ import numpy as np
 
 from sorix.device import to_host
 from sorix.dtypes import as_dtype
-from sorix.errors import SorixTypeError, SorixValueError, at_user_line
+from sorix.errors import IndexOutOfRangeError, SorixTypeError, SorixValueError, at_user_line
 from sorix.nn.net import Module
 from sorix.tensor import Tensor, no_grad
 
@@ -54,7 +54,7 @@ def _as_tensor(x: Any, what: str) -> Tensor:
 
 def _positive_int(value: Any, name: str, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise SorixValueError(at_user_line(f"{what}: {name} must be a positive int, got "
+        raise SorixValueError(at_user_line(f"{what}: {name} must be >= 1 (an int), got "
                                            f"{value!r}"))
     return int(value)
 
@@ -82,7 +82,7 @@ class Linear(Module):
             self.std_dev = math.sqrt(2.0 / (features + neurons))
         else:
             raise SorixValueError(at_user_line(
-                f"Linear: invalid initialization method {init!r}; valid methods are 'he' and "
+                f"Linear: Invalid initialization method: {init!r}. Valid methods are 'he' and "
                 f"'xavier'"))
         self.bias = bool(bias)
         self.W = _parameter(np.random.normal(0.0, self.std_dev, (features, neurons)), dtype,
@@ -202,20 +202,18 @@ class BatchNorm1d(Module):
             scale = self.gamma * (self.running_var + self.eps) ** -0.5
             return (x - self.running_mean) * scale + self.beta
         n = x.shape[0]
-        if n < 2:
-            raise SorixValueError(at_user_line(
-                "BatchNorm1d in training mode needs more than one sample per batch"))
+        correction = n / (n - 1) if n > 1 else 1.0  # one sample: its variance, 0, as is
         mean = x.mean(axis=0, keepdims=True)
         centered = x - mean
         var = (centered * centered).mean(axis=0, keepdims=True)
         if x.data is not None:
-            self._update_running(mean.data, var.data * (n / (n - 1)))
+            self._update_running(mean.data, var.data * correction)
         else:  # traced: the new statistics are results of the program (see compile_step)
             m = self.momentum
             self._traced_updates = [
                 ("running_mean", (1.0 - m) * self.running_mean + m * mean.astype(
                     self.running_mean.dtype)),
-                ("running_var", (1.0 - m) * self.running_var + (m * n / (n - 1)) * var.astype(
+                ("running_var", (1.0 - m) * self.running_var + (m * correction) * var.astype(
                     self.running_var.dtype))]
         return centered * ((var + self.eps) ** -0.5 * self.gamma) + self.beta
 
@@ -298,7 +296,7 @@ class Embedding(Module):
             if lo < 0 or hi >= self.num_embeddings:
                 # negative indices are refused, not wrapped: the wrong row would also get the
                 # gradient
-                raise SorixValueError(at_user_line(
+                raise IndexOutOfRangeError(at_user_line(
                     f"Embedding indices must be in [0, {self.num_embeddings}), got values in "
                     f"[{lo}, {hi}]"))
         return self.W[raw.astype(np.int64)]

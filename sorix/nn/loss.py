@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 
 from sorix.device import to_host
-from sorix.errors import ShapeError, SorixTypeError, SorixValueError, at_user_line
+from sorix.errors import (
+    IndexOutOfRangeError,
+    ShapeError,
+    SorixTypeError,
+    SorixValueError,
+    at_user_line,
+)
 from sorix.nn.net import Module
 from sorix.tensor import Tensor
 
@@ -132,7 +138,7 @@ class CrossEntropyLoss(Module):
                         "CrossEntropyLoss: class indices must be whole numbers"))
                 labels = labels.astype(np.int64)
             if n and (labels.min() < 0 or labels.max() >= c):
-                raise SorixValueError(at_user_line(
+                raise IndexOutOfRangeError(at_user_line(
                     f"CrossEntropyLoss: class indices must be in [0, {c}), got values in "
                     f"[{labels.min()}, {labels.max()}]"))
             one_hot = np.zeros((n, c), dtype)

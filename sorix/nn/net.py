@@ -153,8 +153,9 @@ class Module:
         """Evaluation mode: `train(False)`."""
         return self.train(False)
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Forget every parameter's gradient (None, or zeros with `set_to_none=False`)."""
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zero every parameter's gradient, as the original Sorix does (`set_to_none=True`:
+        None instead, as PyTorch 2 does, which saves the zeros)."""
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
@@ -320,6 +321,13 @@ class Sequential(Module):
 
     def _repr_children(self) -> Iterator[tuple[str, Module]]:
         yield from self._modules.items()
+
+    def __getattr__(self, name: str) -> Any:
+        """A named submodule as an attribute (`seq.encoder`), as the original offers."""
+        modules = self.__dict__.get("_modules")
+        if modules is not None and name in modules:
+            return modules[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def forward(self, x: Any) -> Any:
         for module in self._modules.values():

@@ -69,7 +69,7 @@ class StepLR(_LRScheduler):
     def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
         _check(isinstance(step_size, int) and step_size >= 1,
-               f"StepLR: step_size must be an int >= 1, got {step_size!r}")
+               f"StepLR: step_size must be >= 1 (an int), got {step_size!r}")
         _check(gamma > 0, f"StepLR: gamma must be > 0, got {gamma!r}")
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
@@ -115,7 +115,7 @@ class CosineAnnealingLR(_LRScheduler):
     def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0,  # noqa: N803
                  last_epoch: int = -1) -> None:
         _check(isinstance(T_max, int) and T_max >= 1,
-               f"CosineAnnealingLR: T_max must be an int >= 1, got {T_max!r}")
+               f"CosineAnnealingLR: T_max must be >= 1 (an int), got {T_max!r}")
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -153,7 +153,7 @@ class ReduceLROnPlateau:
                  patience: int = 10, min_lr: float = 0.0, threshold: float = 1e-4) -> None:
         _check(mode in ("min", "max"), f"ReduceLROnPlateau: mode must be 'min' or 'max', got "
                f"{mode!r}")
-        _check(0.0 < factor < 1.0, f"ReduceLROnPlateau: factor must be in (0, 1), got "
+        _check(0.0 < factor < 1.0, f"ReduceLROnPlateau: factor must be < 1.0 (and > 0), got "
                f"{factor!r}")
         _check(isinstance(patience, int) and patience >= 0,
                f"ReduceLROnPlateau: patience must be an int >= 0, got {patience!r}")

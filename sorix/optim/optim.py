@@ -77,14 +77,14 @@ class Optimizer:
             group.setdefault(key, value)
         self.param_groups.append(group)
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Forget the gradients: None (the default, as PyTorch's), or zero-filled arrays."""
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zero the gradients, as the original Sorix does (a parameter without one gets one);
+        `set_to_none=True` sets them to None instead, as PyTorch 2 does, which saves the zeros.
+        The zeros are new arrays: a gradient may be a read-only view of another tensor's."""
         for group in self.param_groups:
             for p in group["params"]:
-                if set_to_none or p.grad is None:
-                    p.grad = None
-                else:
-                    p.grad = Tensor(p.device.xp.zeros_like(p.data), device=p.device)
+                p.grad = None if set_to_none else Tensor._wrap(p.device.xp.zeros_like(p.data),
+                                                               p.device)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter once; `closure` (re-evaluating the loss, with backward) is
