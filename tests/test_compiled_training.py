@@ -114,3 +114,8 @@ def test_bad_arguments():
     step = optim.compile_step(lambda x: model(x), model, opt)  # not a scalar
     with pytest.raises(SorixValueError, match="scalar"):
         step(X)
+    stray = sorix.tensor([1.0], requires_grad=True)
+    opt.add_param_group({"params": [stray]})
+    step = optim.compile_step(lambda x: (model(x) * stray).sum(), model, opt)
+    with pytest.raises(SorixValueError, match="the model does not hold"):
+        step(X)

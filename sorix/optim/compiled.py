@@ -76,7 +76,14 @@ class CompiledStep:
         pairs = [(p, g) for g in opt.param_groups for p in g["params"]]
         params = [p for p, _ in pairs]
         taken = {id(p) for p in params}
-        others = [t for _, t in self.model._named_tensors() if id(t) not in taken]
+        held = list(self.model._named_tensors())
+        if len(taken & {id(t) for _, t in held}) != len(taken):
+            # the program can only trace what it can substitute: a tensor outside the model
+            # would be a constant of the program, and silently never train
+            raise SorixValueError(at_user_line(
+                "compile_step: the optimizer has parameters the model does not hold; give it "
+                "model.parameters(), or keep such tensors as attributes of a Module"))
+        others = [t for _, t in held if id(t) not in taken]
         states = [opt._state_of(p) for p in params]
         scalars = []
         for (p, group), state in zip(pairs, states):
