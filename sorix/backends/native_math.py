@@ -812,9 +812,20 @@ VECTOR_MATH: dict[tuple[str, str], Callable[..., Any]] = {
 }
 
 # The trigonometric kernels without the huge-argument branch, which keeps LLVM from vectorizing
-# a loop: (kernel, bound), valid for |x| < bound (and nan at +-inf and nan). A caller that wants
-# vector speed runs these in its loop, ORs `abs(x) >= bound` into a flag (a vectorizable
-# reduction), and recomputes the flagged elements with VECTOR_MATH's kernel when the flag is set.
+# a loop: (kernel, bound), bitwise equal to VECTOR_MATH's for |x| < bound (2^31 in float64, 2^15
+# in float32) and nan at +-inf and nan. A caller that wants vector speed and exact results runs
+# them in its loop, ORs `abs(x) >= bound` into a flag (an OR reduction, which vectorizes), and
+# only if the flag is set runs the loop again with VECTOR_MATH's kernel:
+#
+#     for i in range(n):                      # vectorized: sin_fast has no branch
+#         out[i] = sin_fast(x[i]) * exp(y[i])
+#         huge |= abs(x[i]) >= bound
+#     if huge:                                # rare: recompute with the exact reduction
+#         for i in range(n):
+#             out[i] = sin(x[i]) * exp(y[i])
+#
+# Measured on a W2-like fused loop (sin, exp, tanh, a division, a sum; 10^6 elements): the
+# flagged form runs as fast as the fast kernel alone.
 FAST_TRIG: dict[tuple[str, str], tuple[Callable[..., Any], float]] = {
     **{(name, "float64"): (_export(fn), bound) for name, (fn, bound) in _FAST64.items()},
     **{(name, "float32"): (_export(fn), bound) for name, (fn, bound) in _FAST32.items()},
