@@ -142,3 +142,24 @@ def _has_fma() -> bool:
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kernels_vectorize_in_a_numba_loop(name: str, fast: bool, dtype: str) -> None:
     assert packed_ops(name, dtype, fast) >= 8
+
+
+@pytest.mark.parametrize("name", ["log", "tanh"])
+def test_a_fastmath_caller_gets_the_same_bits(name: str) -> None:
+    # the caller's fast-math flags apply to its own instructions, not to the inlined kernel's
+    # error-free transformations and special-value selects
+    import numba
+
+    from sorix.backends.native_math import VECTOR_MATH
+
+    kernel = VECTOR_MATH[name, "float64"]
+
+    @numba.njit(fastmath=True)
+    def apply(x: np.ndarray, out: np.ndarray) -> None:
+        for i in range(x.size):
+            out[i] = kernel(x[i])
+
+    x = np.concatenate([sample(name, "float64", 20_000, seed=4), specials("float64")])
+    out = np.empty_like(x)
+    apply(x, out)
+    assert np.array_equal(out, run(name, "float64", x), equal_nan=True)
