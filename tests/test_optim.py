@@ -358,31 +358,3 @@ def test_scipy_bridge_minimize(compiled):
     assert result.success
     np.testing.assert_allclose(model.W.numpy().ravel(), [1.0, -2.0, 0.5], atol=1e-5)
     assert model.intercept_ == pytest.approx(0.3, abs=1e-5)
-
-
-@pytest.mark.parametrize("make", [
-    lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.1),
-    lambda ps: optim.AdamW(ps, lr=0.01),
-    lambda ps: optim.RMSprop(ps, lr=0.01),
-    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
-])
-def test_large_parameters_take_the_compiled_rule_with_the_same_numbers(make):
-    """A parameter of COMPILED_RULE_MIN_SIZE elements or more is updated by a compiled program
-    of the rule; a smaller copy of the same values by numpy: the numbers agree."""
-    from sorix.optim.optim import COMPILED_RULE_MIN_SIZE
-
-    rng = np.random.default_rng(4)
-    start = rng.standard_normal((COMPILED_RULE_MIN_SIZE // 64, 64))
-    big = param(start)
-    small = [param(row) for row in start[:3]]
-    big_opt, small_opt = make([big]), make(small)
-    for _ in range(3):
-        g = rng.standard_normal(start.shape)
-        with_grad(big, g)
-        for p, row in zip(small, g[:3]):
-            with_grad(p, row)
-        big_opt.step()
-        small_opt.step()
-    assert big_opt._programs and not small_opt._programs
-    np.testing.assert_allclose(big.numpy()[:3], np.stack([p.numpy() for p in small]),
-                               rtol=1e-13, atol=1e-15)

@@ -35,7 +35,7 @@ import numpy as np
 from sorix.errors import SorixTypeError, SorixValueError, at_user_line
 from sorix.nn.layers import TRACED
 from sorix.nn.net import Module
-from sorix.optim.optim import Optimizer, _config
+from sorix.optim.optim import Optimizer
 from sorix.tensor import Tensor, no_grad
 
 
@@ -186,3 +186,9 @@ class CompiledStep:
 
 
 _wrap = Tensor._wrap  # a tensor around an array, without the copy `sorix.tensor` makes
+
+
+def _config(group: dict[str, Any]) -> Any:
+    """A group's hyperparameters but the learning rate: constants of the compiled program."""
+    return tuple(sorted((k, repr(v)) for k, v in group.items()
+                        if k not in ("params", "lr", "initial_lr")))

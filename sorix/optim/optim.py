@@ -19,19 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from sorix.device import CPU, to_host
+from sorix.device import to_host
 from sorix.errors import SorixTypeError, SorixValueError, at_user_line
 from sorix.tensor import Tensor, enable_grad, no_grad
-
-#: Parameters of at least this many elements are updated by a compiled program of the rule;
-#: below it numpy's own calls are as fast (measured: equal at 8k elements, 2.5x at 100k).
-COMPILED_RULE_MIN_SIZE = 16384
-
-
-def _config(group: dict[str, Any]) -> Any:
-    """A group's hyperparameters but the learning rate: constants of a compiled rule."""
-    return tuple(sorted((k, repr(v)) for k, v in group.items()
-                        if k not in ("params", "lr", "initial_lr")))
 
 
 class Optimizer:
@@ -45,7 +35,6 @@ class Optimizer:
                     f"{type(self).__name__}: {key} must be a number >= 0, got "
                     f"{defaults[key]!r}"))
         self.defaults = dict(defaults)
-        self._programs: dict[Any, Any] = {}  # compiled rules by group configuration
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}  # by id of the parameter
         if isinstance(params, Tensor):
@@ -115,38 +104,12 @@ class Optimizer:
                     g = xp.asarray(g, dtype=p.data.dtype)
                     state = self._state_of(p)
                     state["step"] += 1
-                    scalars = self._scalars(group, state["step"])
-                    if p.data.size >= COMPILED_RULE_MIN_SIZE and p.device is CPU:
-                        w, arrays = self._compiled_rule(p, g, state, group, scalars)
-                    else:
-                        arrays = {k: v for k, v in state.items() if k != "step"}
-                        w, arrays = self._rule(p.data, g, arrays, group, scalars)
+                    arrays = {k: v for k, v in state.items() if k != "step"}
+                    w, arrays = self._rule(p.data, g, arrays, group,
+                                           self._scalars(group, state["step"]))
                     p._mutate(f"{type(self).__name__}.step()")[...] = w
                     state.update(arrays)
         return loss
-
-    def _compiled_rule(self, p: Tensor, g: Any, state: dict[str, Any], group: dict[str, Any],
-                       scalars: dict[str, float]) -> tuple[Any, dict[str, Any]]:
-        """The same rule as one compiled program (its elementwise work fused into one kernel
-        instead of a numpy temporary per operator), for large parameters; one program per
-        group configuration, and the jit cache keys on shape and dtype."""
-        import sorix
-
-        names, keys = self._buffers(group), list(scalars)
-        key = _config(group)
-        program = self._programs.get(key)
-        if program is None:
-            def rule(w: Tensor, g: Tensor, arrays: list[Tensor], numbers: list[Tensor]) -> Any:
-                new_w, new = self._rule(w, g, dict(zip(names, arrays)), group,
-                                        dict(zip(keys, numbers)))
-                return new_w, [new[name] for name in names]
-
-            program = self._programs[key] = sorix.jit(rule, tier="numpy")
-        dtype = p.data.dtype
-        wrap = Tensor._wrap
-        new_w, new = program(wrap(p.data), wrap(g), [wrap(state[name]) for name in names],
-                             [wrap(np.asarray(scalars[k], dtype)) for k in keys])
-        return new_w.data, {name: v.data for name, v in zip(names, new)}
 
     def _state_of(self, p: Tensor) -> dict[str, Any]:
         """p's state, created on first use: a step count and the rule's zero buffers."""
