@@ -173,7 +173,9 @@ class BatchNorm1d(Module):
 
     Training: batch mean and (biased) variance normalize; the running statistics move by
     `momentum` towards the batch mean and the unbiased variance, as PyTorch's do. Evaluation:
-    the running statistics normalize.
+    the running statistics normalize. Traced (inside `sorix.jit`), the new statistics are
+    values of the program, which `sorix.optim.compile_step` writes back; a plain `sorix.jit`
+    of a model in training mode leaves the running statistics as they were.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,

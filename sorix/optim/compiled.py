@@ -154,6 +154,8 @@ class CompiledStep:
             replacements.update(zip(other_ids, os_))
             position = {id(v): i for i, v in enumerate(os_)}
             TRACED.dropout_masks = list(ms)
+            for m in model.modules():  # left by a plain sorix.jit of the model, if any
+                m.__dict__.pop("_traced_updates", None)
             try:
                 with model._substituted(replacements):
                     loss = loss_fn(*b)
