@@ -140,11 +140,14 @@ def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grad
 
 def _check_versions(t: Tensor) -> None:
     """Raise if `t` or a tensor its rule reads was changed in place since `t` was recorded."""
-    if t._version:
+    saved = t._saved or (0,) * len(t._prev)  # recorded before any in-place change
+    # A view shares its operand's version counter, so it was born at the operand's version
+    # then (a slice of a weight an optimizer has already updated is not "changed").
+    own = saved[0] if saved and t._ir is not None and t._ir[0].view else 0
+    if t._version != own:
         raise GradError(at_user_line(
             f"the result of op {t._op!r} (shape {t.shape}) was changed in place after it was "
             f"recorded, so its gradient rule would see wrong values"))
-    saved = t._saved or (0,) * len(t._prev)  # recorded before any in-place change
     for i, (parent, version) in enumerate(zip(t._prev, saved)):
         if parent._version != version:
             raise GradError(at_user_line(

@@ -260,6 +260,22 @@ def test_in_place_change_of_a_leaf_needs_no_grad():
     np.testing.assert_array_equal(x.grad.numpy(), [4.0, 6.0])
 
 
+def test_a_view_taken_after_an_in_place_change_is_not_changed():
+    """A view shares its operand's version counter: one made after the change was born at
+    that version, so backward through it is fine (an optimizer's second step on W[idx])."""
+    w = tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    with sorix.no_grad():
+        w.sub_(1.0)
+    (w[0] * w.T[1]).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [[1.0, 3.0], [0.0, 1.0]])  # w00 w01 + w01 w11
+    view = w[1]
+    f = (view * view).sum()
+    with sorix.no_grad():
+        w.add_(1.0)  # after the view was recorded: that one is changed
+    with pytest.raises(sorix.GradError, match="changed in place"):
+        f.backward()
+
+
 # gradients of the operators ------------------------------------------------------------------
 
 X0 = np.array([1.0, 2.0])

@@ -311,6 +311,15 @@ def test_embedding_lookup_and_scattered_gradient():
     out.sum().backward()
     counts = np.bincount(idx.ravel(), minlength=6)[:, None] * np.ones((1, 3))
     np.testing.assert_array_equal(emb.W.grad.numpy(), counts)  # row 1 used three times
+    opt = sorix.optim.SGD(emb.parameters(), lr=0.1)
+    losses = []
+    for _ in range(3):  # later steps index a table the optimizer has changed in place
+        opt.zero_grad()
+        loss = (emb(idx) ** 2).sum()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] > losses[1] > losses[2]
     with pytest.raises(IndexOutOfRangeError, match=r"in \[0, 6\), got values in \[-1, 2\]"):
         emb(np.array([-1, 2]))
     with pytest.raises(IndexError):  # as the original raised
@@ -419,6 +428,26 @@ def test_init_functions_fill_in_place():
         nn.init.kaiming_normal_(t, mode="fan_middle")
     with pytest.raises(SorixTypeError):
         nn.init.zeros_(np.zeros(3))
+
+
+def test_a_gradient_penalty_trains_through_create_graph():
+    """The original's fourth basics page: a loss made of d(model)/dx (create_graph=True),
+    minimized over the weights by Adam, step after step."""
+    np.random.seed(8)
+    model = nn.Sequential(nn.Linear(1, 16, dtype="float64"), nn.Tanh(),
+                          nn.Linear(16, 1, dtype="float64"))
+    opt = sorix.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        opt.zero_grad()
+        x = sorix.tensor(np.random.uniform(-1, 1, (10, 1)), requires_grad=True)
+        u = model(x)
+        du_dx = sorix.grad(u, x, grad_outputs=sorix.ones_like(u), create_graph=True)[0]
+        loss = (du_dx**2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 10
 
 
 def test_layers_trace_and_compile():
