@@ -358,3 +358,26 @@ def test_scipy_bridge_minimize(compiled):
     assert result.success
     np.testing.assert_allclose(model.W.numpy().ravel(), [1.0, -2.0, 0.5], atol=1e-5)
     assert model.intercept_ == pytest.approx(0.3, abs=1e-5)
+
+
+def test_a_custom_optimizer_in_the_original_style():
+    """The original's extension point: subclass Optimizer(params, lr) and update each group's
+    flat `_param_buffer` from its `_grad_buffer` in `_perform_step`."""
+
+    class SignSGD(optim.Optimizer):
+        def __init__(self, params, lr=0.01):
+            super().__init__(params, lr)
+
+        def _perform_step(self):
+            for group in self.param_groups:
+                group["state"]["calls"] = group["state"].get("calls", 0) + 1
+                group["_param_buffer"] -= group["lr"] * group["_xp"].sign(group["_grad_buffer"])
+
+    w, b = param([[1.0, -1.0]]), param([0.5])
+    opt = SignSGD([w, b], lr=0.1)
+    with_grad(w, [[3.0, -0.2]])
+    opt.step()  # b has no gradient: its buffer part is zeros, sign 0
+    np.testing.assert_allclose(w.numpy(), [[0.9, -0.9]])
+    assert b.item() == 0.5 and opt.param_groups[0]["state"]["calls"] == 1
+    assert "_param_buffer" not in opt.param_groups[0]
+    assert opt.state_dict()["param_groups"][0]["lr"] == 0.1

@@ -27,7 +27,12 @@ from sorix.tensor import Tensor, enable_grad, no_grad
 class Optimizer:
     """Base class: parameter groups, state, zero_grad, step(closure), state_dict."""
 
-    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+    def __init__(self, params: Any, lr: float = 1e-3, weight_decay: float = 0.0,
+                 **hyperparameters: Any) -> None:
+        """`params`: tensors, or dicts of parameter groups; `lr`, `weight_decay` and the
+        subclass's other hyperparameters are the defaults every group starts from (the
+        original Sorix's signature, so its custom optimizers subclass this one unchanged)."""
+        defaults = dict(lr=lr, weight_decay=weight_decay, **hyperparameters)
         for key in ("lr", "weight_decay"):
             if key in defaults and (not isinstance(defaults[key], (int, float))
                                     or defaults[key] < 0):
@@ -93,6 +98,10 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        if type(self)._perform_step is not Optimizer._perform_step:
+            with no_grad():
+                self._buffered_step()
+            return loss
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
@@ -110,6 +119,41 @@ class Optimizer:
                     p._mutate(f"{type(self).__name__}.step()")[...] = w
                     state.update(arrays)
         return loss
+
+    # The original Sorix's extension point: a subclass that overrides `_perform_step` updates
+    # each group's flat `_param_buffer` from its `_grad_buffer` (with `_xp`, the array module,
+    # and a persistent `group['state']`). sorix's own optimizers keep no such buffers (a
+    # parameter's data is its own array), so they are assembled around the call and the
+    # results copied back: a copy per step, paid only by such custom optimizers.
+
+    def _perform_step(self) -> None:
+        raise NotImplementedError
+
+    def _buffered_step(self) -> None:
+        for group in self.param_groups:
+            params = group["params"]
+            if not params:
+                continue
+            xp = params[0].device.xp
+            group["_xp"] = xp
+            group.setdefault("state", {})
+            group["_param_buffer"] = xp.concatenate([p.data.ravel() for p in params])
+            group["_grad_buffer"] = xp.concatenate([
+                xp.zeros(p.size, p.data.dtype) if p.grad is None else xp.asarray(
+                    p.grad.data if isinstance(p.grad, Tensor) else p.grad,
+                    dtype=p.data.dtype).ravel() for p in params])
+        try:
+            self._perform_step()
+            for group in self.param_groups:
+                offset = 0
+                for p in group["params"]:
+                    part = group["_param_buffer"][offset:offset + p.size]
+                    p._mutate(f"{type(self).__name__}.step()")[...] = part.reshape(p.shape)
+                    offset += p.size
+        finally:
+            for group in self.param_groups:
+                for key in ("_xp", "_param_buffer", "_grad_buffer"):
+                    group.pop(key, None)
 
     def _state_of(self, p: Tensor) -> dict[str, Any]:
         """p's state, created on first use: a step count and the rule's zero buffers."""
@@ -208,8 +252,8 @@ class SGD(Optimizer):
             raise SorixValueError(at_user_line(f"SGD: momentum must be >= 0, got {momentum}"))
         if nesterov and momentum <= 0:
             raise SorixValueError(at_user_line("SGD: nesterov needs a momentum > 0"))
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                      nesterov=nesterov))
+        super().__init__(params, lr=lr, weight_decay=weight_decay, momentum=momentum,
+                         nesterov=nesterov)
 
     def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer",) if group["momentum"] else ()
@@ -243,7 +287,7 @@ class RMSprop(Optimizer):
         alpha = alpha if decay is None else decay
         if not 0.0 <= alpha < 1.0:
             raise SorixValueError(at_user_line(f"RMSprop: alpha must be in [0, 1), got {alpha}"))
-        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay))
+        super().__init__(params, lr=lr, weight_decay=weight_decay, alpha=alpha, eps=eps)
 
     def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("square_avg",)
@@ -270,7 +314,7 @@ class Adam(Optimizer):
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise SorixValueError(at_user_line(
                 f"{type(self).__name__}: betas must be two numbers in [0, 1), got {betas}"))
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        super().__init__(params, lr=lr, weight_decay=weight_decay, betas=betas, eps=eps)
 
     def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq")
