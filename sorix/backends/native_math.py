@@ -832,7 +832,7 @@ def _pow32(pow64: Callable[..., Any]) -> Callable[..., Any]:
     power.__doc__ = _pow32.__doc__
     return power
 _K64, _FAST64 = _build(np.float64)
-_K64_TRIG.update({name: _K64[name] for name in ("sin", "cos", "tan")})
+_K64_TRIG.update({name: _export(_K64[name]) for name in ("sin", "cos", "tan")})  # compiled once
 _K32, _FAST32 = _build(np.float32)
 _K32["pow"] = _pow32(_K64["pow"])
 
