@@ -152,6 +152,18 @@ def _cast(expression: str, have: str, want: str) -> str:
     return expression if have == want else f"{NB_TYPES[want]}({expression})"
 
 
+#: The ops that are one numba call, as templates ({0}: the argument, {args}: all of them,
+#: {shape}: the result's shape, {axes} and {axis}: the attributes). numba's reshape needs a
+#: contiguous array; its views (transpose, broadcast_to) are read in place by the loops.
+STATEMENTS: dict[str, str] = {
+    "reshape": "np.ascontiguousarray({0}).reshape({shape})",
+    "transpose": "np.transpose({0}, {axes!r})",
+    "broadcast_to": "np.broadcast_to({0}, {shape})",
+    "concatenate": "np.concatenate(({args},), axis={axis})",
+    "stack": "np.stack(({args},), axis={axis})",
+}
+
+
 # loops ----------------------------------------------------------------------------------------
 
 
@@ -228,11 +240,18 @@ class Emitter:
                 return []
             self.emitted.add(id(loop))
             return self.loop(loop, names, describe)
-        method = getattr(self, f"op_{node.op}", None)
-        if method is None:
-            raise NativeUnsupported(f"no native lowering for {node.op}")
         args = [names[a] for a in node.args]
-        lines = method(nid, node, args)
+        template = STATEMENTS.get(node.op)
+        method = getattr(self, f"op_{node.op}", None)
+        if template is not None:
+            params = node.params
+            lines = [f"v{nid} = " + template.format(
+                *args, args=", ".join(args), shape=_shape_text(node.shape),
+                axes=tuple(params.get("axes", ())), axis=params.get("axis"))]
+        elif method is not None:
+            lines = method(nid, node, args)
+        else:
+            raise NativeUnsupported(f"no native lowering for {node.op}")
         lines[0] += f"  # {describe(nid)}"
         return lines
 
@@ -403,16 +422,6 @@ class Emitter:
 
     # other ops ---------------------------------------------------------------------------
 
-    def op_reshape(self, nid: int, node: Any, args: list[str]) -> list[str]:
-        return [f"v{nid} = np.ascontiguousarray({args[0]}).reshape("
-                f"{_shape_text(node.shape)})"]
-
-    def op_transpose(self, nid: int, node: Any, args: list[str]) -> list[str]:
-        return [f"v{nid} = np.transpose({args[0]}, {tuple(node.params['axes'])!r})"]
-
-    def op_broadcast_to(self, nid: int, node: Any, args: list[str]) -> list[str]:
-        return [f"v{nid} = np.broadcast_to({args[0]}, {_shape_text(node.shape)})"]
-
     def op_getitem(self, nid: int, node: Any, args: list[str]) -> list[str]:
         text = _index_text(node.params["index"])
         if not node.shape:  # an element: numba gives a scalar, sorix a 0-d array
@@ -429,12 +438,6 @@ class Emitter:
         # distinct positions (a basic index): adding into zeros is assigning
         return [f"v{nid} = np.zeros({_shape_text(node.shape)}, {NB_TYPES[node.dtype]})",
                 f"v{nid}[{_index_text(spec)}] = {value}"]
-
-    def op_concatenate(self, nid: int, node: Any, args: list[str]) -> list[str]:
-        return [f"v{nid} = np.concatenate(({', '.join(args)},), axis={node.params['axis']})"]
-
-    def op_stack(self, nid: int, node: Any, args: list[str]) -> list[str]:
-        return [f"v{nid} = np.stack(({', '.join(args)},), axis={node.params['axis']})"]
 
     def op_matmul(self, nid: int, node: Any, args: list[str]) -> list[str]:
         nodes = self.graph.nodes
