@@ -7,7 +7,7 @@ of float64 or 8 of float32 per AVX2 instruction). Only the native backend import
 
     VECTOR_MATH[op, dtype]   op as in sorix.ir.ops ("sin", ..., "pow"; also "expm1"), dtype
                              "float64" or "float32": a scalar function callable from numba code
-    FAST_TRIG[op, dtype]     (kernel, bound) for sin, cos, tan without the huge-argument branch
+    FAST_TRIG[op, dtype]     (kernel, bound) for sin, cos, tan without the huge-argument reduction
 
 How a kernel reaches the caller's loop: each is an intrinsic (`_export`) that compiles the
 kernel once per process and marks it `alwaysinline`, so LLVM inlines it and vectorizes the loop
@@ -23,8 +23,8 @@ Contract (checked by tests/test_native_math.py, and over >= 10^7 points per func
   at most 0.91 ulp, most kernels 0.6-0.77);
 - NaN, +-inf, +-0 and subnormal inputs give what numpy gives (`np.sin`, ..., `np.logaddexp(x, 0)`
   for softplus, `np.power` for pow, the exact 1 / (1 + exp(-x)) for sigmoid);
-- float32 kernels compute in float32 (twice the vector width), except pow, and sin, cos, tan
-  of |x| >= 2**15, which round the float64 kernel's result.
+- float32 kernels compute in float32 (twice the vector width), except pow (the float64 kernel,
+  rounded) and the huge-argument reduction of sin, cos, tan (in float64 arithmetic).
 
 Methods (no library code was copied; the coefficients come from benchmarks/native_math_fit.py):
 
@@ -47,10 +47,9 @@ Methods (no library code was copied; the coefficients come from benchmarks/nativ
   to |x| < 2**31 (2**15 in float32). Beyond that an exact Payne-Hanek reduction multiplies the
   53-bit mantissa by 2^q (2/pi) mod 4, taken from a table of 4-double parts built at import from
   1400 bits of 2/pi, and sums the products in triple-double (`_reduce_huge`). tan divides the
-  double-double sine by the cosine. In float64 both reductions run and a select picks one, so
-  the kernels stay branch-free and vectorize, at about 4x the cost of the fast reduction alone
-  (which FAST_TRIG offers, with a pattern that keeps exactness). In float32 the huge path is a
-  branch to the float64 kernel, which keeps the loop scalar: use FAST_TRIG there.
+  double-double sine by the cosine. Both reductions run and a select picks one, so the kernels
+  stay branch-free and vectorize, at about 4x (float64) or 8x (float32) the cost of the fast
+  reduction alone, which FAST_TRIG offers with a pattern that keeps exactness.
 
 Every kernel ends with a few selects for the special values, so NaN propagates and signed zeros
 survive where the arithmetic would lose them.
@@ -72,9 +71,8 @@ from numba.extending import intrinsic
 __all__ = ["FAST_TRIG", "VECTOR_MATH"]
 
 # The kernels' building blocks inline into each other at numba's IR level (compiled once, inside
-# the exported kernel: see `_export`); the exact huge-argument reductions stay out of line.
+# the exported kernel: see `_export`).
 _jit = numba.njit(error_model="numpy", inline="always")
-_jit_slow = numba.njit(error_model="numpy", inline="never")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -725,9 +723,37 @@ def _build(ftype: type) -> tuple[dict[str, Callable[..., Any]],
 
         kernels.update({"sin": sin, "cos": cos, "tan": tan})
     else:
-        for name, (kernel, _) in fast.items():
-            kernels[name] = _with_huge_path(kernel, _via_float64(_K64_TRIG[name]), TRIG_FAST,
-                                            INF)
+        @_jit
+        def reduce(x: Any) -> Any:
+            """Both reductions, selected; the huge one in float64 arithmetic, r split back."""
+            k, rh, rl = reduce_fast(x)
+            k2, r64 = _reduce_huge32(x)
+            h2 = np.float32(r64)
+            l2 = np.float32(r64 - np.float64(h2))
+            huge = (abs(x) >= TRIG_FAST) & (abs(x) < INF)
+            return (k2 if huge else k), (h2 if huge else rh), (l2 if huge else rl)
+
+        @_jit
+        def sin(x: Any) -> Any:
+            """sin x for every float32: no branch."""
+            k, rh, rl = reduce(x)
+            v = sin_of(k, rh, rl)
+            return x if x == ZERO else v
+
+        @_jit
+        def cos(x: Any) -> Any:
+            """cos x for every float32: no branch."""
+            k, rh, rl = reduce(x)
+            return cos_of(k, rh, rl)
+
+        @_jit
+        def tan(x: Any) -> Any:
+            """tan x for every float32: no branch."""
+            k, rh, rl = reduce(x)
+            v = tan_of(k, rh, rl)
+            return x if x == ZERO else v
+
+        kernels.update({"sin": sin, "cos": cos, "tan": tan})
     return kernels, fast
 
 
@@ -800,28 +826,44 @@ def _reduce_huge(x: float) -> tuple[int, float, float]:
     return (-k if neg else k), (-r if neg else r), (-rlo if neg else rlo)
 
 
-def _via_float64(kernel64: Callable[..., Any]) -> Callable[..., Any]:
-    """A float32 result for |x| >= 2^15: the float64 kernel, rounded once more."""
-    @_jit_slow
-    def huge(x: Any) -> Any:
-        return np.float32(kernel64(np.float64(x)))
-    return huge
+@_jit
+def _reduce_huge32(x: Any) -> tuple[int, float]:
+    """Payne-Hanek for a float32 2^15 <= |x| < inf, in float64: k and r with x = k pi/2 + r.
 
-
-def _with_huge_path(fast: Callable[..., Any], huge: Callable[..., Any], bound: Any,
-                    inf: Any) -> Callable[..., Any]:
-    """The fast kernel, and the slow exact one where |x| >= bound (a branch: no vectorization)."""
-    @_jit
-    def kernel(x: Any) -> Any:
-        v = fast(x)
-        if abs(x) >= bound and abs(x) < inf:
-            v = huge(x)
-        return v
-    kernel.__doc__ = fast.__doc__
-    return kernel
-
-
-_K64_TRIG: dict[str, Callable[..., Any]] = {}
+    Branch-free like `_reduce_huge` (a dummy 2^15 elsewhere). The mantissa has 24 bits, so
+    three table parts suffice and a double-double sum (s, t) keeps r to ~2^-100 absolute, far
+    below the ~2^-60 a float32 result needs; r is returned as one float64, relative error 2^-52.
+    """
+    ax = np.float64(abs(x))
+    ax = ax if (ax >= 2.0**15) & (ax < np.inf) else 2.0**15
+    ib = _bits(ax)
+    b = ib >> 52
+    m = _f64_from_bits((ib & ((1 << 52) - 1)) | (0x433 << 52))
+    f1, f2, f3 = _REDUCTION[b, 0], _REDUCTION[b, 1], _REDUCTION[b, 2]
+    p1 = m * f1
+    p1l = _fma(m, f1, -p1)
+    q = p1 * 0.25
+    qi = (q + 2.0**52) - 2.0**52
+    qi = q if q >= 2.0**52 else qi
+    qi = qi - 1.0 if qi > q else qi
+    t0 = p1 - 4.0 * qi
+    p2 = m * f2
+    p2l = _fma(m, f2, -p2)
+    s, t = _two_sum(t0, p2)
+    s, e = _two_sum(s, p1l)
+    t += e
+    magic = 1.5 * 2.0**52
+    kb = s + magic
+    k = _bits(kb) - _bits(magic)
+    s = s - (kb - magic)
+    s, e = _two_sum(s, p2l)
+    t += e + m * f3
+    kb = (s + t) + magic
+    k = k + (_bits(kb) - _bits(magic))
+    s = s - (kb - magic)
+    r = (s + t) * 1.5707963267948966
+    neg = x < 0.0
+    return (-k if neg else k), (-r if neg else r)
 
 
 def _pow32(pow64: Callable[..., Any]) -> Callable[..., Any]:
@@ -831,8 +873,9 @@ def _pow32(pow64: Callable[..., Any]) -> Callable[..., Any]:
         return np.float32(pow64(np.float64(x), np.float64(y)))
     power.__doc__ = _pow32.__doc__
     return power
+
+
 _K64, _FAST64 = _build(np.float64)
-_K64_TRIG.update({name: _export(_K64[name]) for name in ("sin", "cos", "tan")})  # compiled once
 _K32, _FAST32 = _build(np.float32)
 _K32["pow"] = _pow32(_K64["pow"])
 
@@ -841,9 +884,10 @@ VECTOR_MATH: dict[tuple[str, str], Callable[..., Any]] = {
     **{(name, "float32"): _export(fn, 2 if name == "pow" else 1) for name, fn in _K32.items()},
 }
 
-# The trigonometric kernels without the huge-argument branch, which keeps LLVM from vectorizing
-# a loop: (kernel, bound), bitwise equal to VECTOR_MATH's for |x| < bound (2^31 in float64, 2^15
-# in float32) and nan at +-inf and nan. A caller that wants vector speed and exact results runs
+# The trigonometric kernels with only the fast reduction (VECTOR_MATH's run the exact huge-argument
+# reduction too, on every element, and select): (kernel, bound), bitwise equal to VECTOR_MATH's
+# for |x| < bound (2^31 in float64, 2^15 in float32) and nan at +-inf and nan, 4x (float64) to
+# 8x (float32) cheaper. A caller that wants that speed and exact results runs
 # them in its loop, ORs `abs(x) >= bound` into a flag (an OR reduction, which vectorizes), and
 # only if the flag is set runs the loop again with VECTOR_MATH's kernel:
 #
