@@ -86,6 +86,10 @@ TIERS = ("auto", "numpy", "native")
 #: (5 us) after some 1e5, and a function called a few times never pays for a compile.
 NATIVE_COMPILE_ESTIMATE_S = 0.5
 PROMOTE_MULTIPLE = 1.0
+#: A kernel is swapped in only if it runs the promoting call's arguments this many times
+#: faster than the numpy program: for a trivial function (`x + 1` on 8 elements) numba's
+#: dispatch costs more than numpy's one ufunc call.
+PROMOTE_SPEEDUP = 1.1
 #: Graphs larger than this stay on the numpy tier in "auto": numba's compile time grows with
 #: the function's size faster than the kernel's gain.
 PROMOTE_MAX_NODES = 3000
@@ -127,17 +131,19 @@ def _checkpoint(entry: _Entry, arrays: Sequence[Any]) -> Any:
                                                  time.perf_counter() - started))
     budget = NATIVE_COMPILE_ESTIMATE_S * PROMOTE_MULTIPLE
     if entry.calls * per_call >= budget:
-        _promote(entry)
+        _promote(entry, tuple(arrays))
     else:
         entry.promote_at = entry.calls + max(1, math.ceil(
             (budget - entry.calls * per_call) / per_call))
     return entry.finish(results)
 
 
-def _promote(entry: _Entry) -> None:
+def _promote(entry: _Entry, sample: tuple[Any, ...] = ()) -> None:
     """Queue `entry` for its native compile, done by one worker thread off the calling one;
-    the caller goes on with the numpy program meanwhile. Called once per entry."""
+    the caller goes on with the numpy program meanwhile. Called once per entry; `sample` (the
+    arrays of the call that decided it) is what the kernel is timed on, then dropped."""
     entry.promote_at = -1
+    entry.sample = sample
     _promotions.put(entry)
     if not _promoter:
         with _promoter_lock:
@@ -191,6 +197,15 @@ def promote_now(entry: _Entry) -> bool:
         if debug_level() >= 1:
             print(f"[sorix] {entry.name} stays on the numpy tier: {why_not}")
         return False
+    sample, entry.sample = entry.sample, ()
+    if sample:
+        old, new = _best_time(entry.program.fn, sample), _best_time(program.fn, sample)
+        if new * PROMOTE_SPEEDUP > old:
+            entry.promotion = (f"the kernel is not faster ({new * 1e6:.1f} us a call against "
+                               f"{old * 1e6:.1f} us)")
+            if debug_level() >= 1:
+                print(f"[sorix] {entry.name} stays on the numpy tier: {entry.promotion}")
+            return False
     entry.program = program
     entry.promotion = "native"
     if debug_level() >= 1:
@@ -199,6 +214,19 @@ def promote_now(entry: _Entry) -> bool:
               f"(~{calls * entry.first_run_s * 1e3:.1f} ms on the numpy tier): kernel {where} "
               f"in {program.compile_seconds * 1e3:.0f} ms")
     return True
+
+
+def _best_time(fn: Callable[..., Any], arrays: tuple[Any, ...]) -> float:
+    """The best of a few timed calls of `fn` (after one untimed: first calls fault pages in)."""
+    fn(*arrays)
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        fn(*arrays)
+        best = min(best, time.perf_counter() - started)
+        if best > 1e-3:  # slow calls vary little; a large program is not run five times
+            break
+    return best
 
 
 def _run(program: Any, arrays: Sequence[Any]) -> tuple[Any, ...]:
@@ -290,6 +318,8 @@ class _Entry:
     name: str = ""
     #: What promotion did: "" (not yet), "native", or why the entry stays on the numpy tier.
     promotion: str = ""
+    #: The arrays the kernel is timed on before it is swapped in (held only until then).
+    sample: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         self.structure = rebuilder(self.out_spec)

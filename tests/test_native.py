@@ -176,6 +176,7 @@ def test_promotion_while_calls_run(monkeypatch: Any) -> None:
     """Calls made while the worker compiles (on this thread and another) are all right, and
     the kernel is swapped in without a call seeing half of it."""
     monkeypatch.setattr(api, "NATIVE_COMPILE_ESTIMATE_S", 0.0)  # promote at the second call
+    monkeypatch.setattr(api, "PROMOTE_SPEEDUP", 0.0)  # whatever the kernel's speed here
     f = sorix.value_and_grad(lambda x: (sorix.tanh(x) * x + 0.25 * x).sum())
     x = np.linspace(-2.0, 2.0, 33)
     value, g = (t.numpy() for t in sorix.value_and_grad(
@@ -244,6 +245,22 @@ def test_tier_argument_is_checked() -> None:
                  lambda: sorix.hessian(lambda x: x.sum(), tier="cupy")):
         with pytest.raises(SorixValueError, match="tier must be one of"):
             make()
+
+
+def test_a_kernel_that_is_not_faster_is_not_swapped_in(monkeypatch: Any) -> None:
+    monkeypatch.setattr(api, "NATIVE_COMPILE_ESTIMATE_S", 0.0)
+    monkeypatch.setattr(api, "PROMOTE_SPEEDUP", 1e9)  # no kernel is a billion times faster
+    f = sorix.jit(lambda x: x * 3.0 + 1.0)
+    x = np.arange(4.0)
+    f(x)
+    f(x)  # the checkpoint: queued with these arrays
+    entry = next(iter(f._cache.values()))
+    deadline = time.monotonic() + 120
+    while not entry.promotion and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "not faster" in entry.promotion and not hasattr(entry.program, "native")
+    assert entry.sample == ()
+    np.testing.assert_array_equal(f(x).numpy(), x * 3.0 + 1.0)
 
 
 def test_numpy_tier_never_promotes(monkeypatch: Any) -> None:
