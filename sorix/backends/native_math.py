@@ -698,7 +698,8 @@ def _build(ftype: type) -> tuple[dict[str, Callable[..., Any]],
             """Both reductions, selected: no branch, so the caller's loop still vectorizes."""
             k, rh, rl = reduce_fast(x)
             k2, rh2, rl2 = _reduce_huge(x)
-            huge = (abs(x) >= TRIG_FAST) & (abs(x) < INF)
+            ax = abs(x)
+            huge = (ax if ax < INF else ZERO) >= TRIG_FAST  # one compare: a clean vector select
             return (k2 if huge else k), (rh2 if huge else rh), (rl2 if huge else rl)
 
         @_jit
@@ -730,7 +731,8 @@ def _build(ftype: type) -> tuple[dict[str, Callable[..., Any]],
             k2, r64 = _reduce_huge32(x)
             h2 = np.float32(r64)
             l2 = np.float32(r64 - np.float64(h2))
-            huge = (abs(x) >= TRIG_FAST) & (abs(x) < INF)
+            ax = abs(x)
+            huge = (ax if ax < INF else ZERO) >= TRIG_FAST  # one compare: a clean vector select
             return (k2 if huge else k), (h2 if huge else rh), (l2 if huge else rl)
 
         @_jit
@@ -780,7 +782,8 @@ def _reduce_huge(x: float) -> tuple[int, float, float]:
     multiple of pi/2 (x = 6381956970095103 2^797, |r| ~ 2^-61) needs for a correct result.
     """
     ax = abs(x)
-    ax = ax if (ax >= 2.0**31) & (ax < np.inf) else 2.0**31
+    ax = ax if ax < np.inf else 2.0**31  # nested selects vectorize; `&` of booleans does not
+    ax = ax if ax >= 2.0**31 else 2.0**31
     ib = _bits(ax)
     b = ib >> 52
     m = _f64_from_bits((ib & ((1 << 52) - 1)) | (0x433 << 52))  # the mantissa as 2^52 .. 2^53
@@ -835,7 +838,8 @@ def _reduce_huge32(x: Any) -> tuple[int, float]:
     below the ~2^-60 a float32 result needs; r is returned as one float64, relative error 2^-52.
     """
     ax = np.float64(abs(x))
-    ax = ax if (ax >= 2.0**15) & (ax < np.inf) else 2.0**15
+    ax = ax if ax < np.inf else 2.0**15
+    ax = ax if ax >= 2.0**15 else 2.0**15
     ib = _bits(ax)
     b = ib >> 52
     m = _f64_from_bits((ib & ((1 << 52) - 1)) | (0x433 << 52))
