@@ -298,7 +298,7 @@ def compile(graph: Graph, backend: str = "numpy",  # noqa: A001
     return CompiledGraph(graph, backend, limits)
 
 
-@dataclass
+@dataclass(slots=True)  # slots: the fast path reads and writes its attributes on every call
 class _Entry:
     program: Any
     out_spec: Any
@@ -320,6 +320,8 @@ class _Entry:
     promotion: str = ""
     #: The arrays the kernel is timed on before it is swapped in (held only until then).
     sample: tuple[Any, ...] = ()
+    structure: Any = None
+    finish: Any = None
 
     def __post_init__(self) -> None:
         self.structure = rebuilder(self.out_spec)
@@ -447,8 +449,8 @@ class Transformed:
             else:
                 entry = self._fast.get(tuple(key))
                 if entry is not None:
-                    entry.calls += 1
-                    if entry.calls == entry.promote_at:
+                    calls = entry.calls = entry.calls + 1
+                    if calls == entry.promote_at:
                         return _checkpoint(entry, arrays)
                     try:
                         return entry.finish(entry.program.fn(*arrays))
