@@ -336,26 +336,28 @@ def _make_pow64(exp_dd2: Callable[..., Any]) -> Callable[..., Any]:
         yh = y * lh
         yl = _fma(y, lh, -yh) + y * ll
         res, _ = exp_dd2(yh, yl)
-        # parity of y: integers below 2^52 show it in the last bit of ay + 2^52
-        small = ay < 2.0**52
-        ys = ay if small else 0.0
-        yr = (ys + magic) - magic
-        is_int = (yr == ys) if small else ay < inf
-        odd = (_bits(ys + 2.0**52) & 1) == 1 if small else ((_bits(ay) & 1) == 1) & (ay < 2.0**53)
-        odd = odd & is_int
-        neg = (x < 0.0) | ((x == 0.0) & (_bits(x) < 0))  # the sign bit, -0 included
-        res = -res if neg & odd else res
-        res = np.nan if (x < 0.0) & (x > -inf) & ~is_int else res
-        zero_or_inf = (ax == 0.0) | (ax == inf)
-        big = (y < 0.0) == (ax == 0.0)  # 0**negative and inf**positive are infinite
+        # Special cases as chains of selects on single compares (an `&` or `|` of booleans is
+        # scalarized by LLVM). Parity of y: below 2^52 an integer shows it in the last bit of
+        # y + 2^52; from 2^52 to 2^53 in its own last bit; from 2^53 on every float is even.
+        ys = ay if ay < 2.0**53 else 0.0
+        yr = (ys + 2.0**52) - 2.0**52 if ys < 2.0**52 else ys  # rint(ys)
+        parity = _bits(yr + 2.0**52) & 1 if yr < 2.0**52 else _bits(yr) & 1
+        is_int = yr == ys
+        odd = (parity == 1) if is_int else False
+        flip = odd if _bits(x) < 0 else False  # a negative base (or -0) to an odd power
+        res = -res if flip else res
+        bad = (not is_int) if x < 0.0 else False  # a negative finite base, a fractional power
+        res = np.nan if (bad if x > -inf else False) else res
+        big = (ax == 0.0) if y < 0.0 else (ax != 0.0)  # 0**negative, inf**positive: infinite
         edge = inf if big else 0.0
-        edge = -edge if neg & odd else edge
-        res = edge if zero_or_inf else res
-        yinf = ay == inf
-        grows = (ax > 1.0) == (y > 0.0)
-        res = (1.0 if ax == 1.0 else (inf if grows else 0.0)) if yinf else res
-        res = np.nan if (x != x) | (y != y) else res
-        return 1.0 if (y == 0.0) | (x == 1.0) else res
+        edge = -edge if flip else edge
+        res = edge if (True if ax == 0.0 else ax == inf) else res
+        grows = (ax > 1.0) if y > 0.0 else (ax <= 1.0)
+        res = (1.0 if ax == 1.0 else (inf if grows else 0.0)) if ay == inf else res
+        res = np.nan if x != x else res
+        res = np.nan if y != y else res
+        res = 1.0 if y == 0.0 else res
+        return 1.0 if x == 1.0 else res
 
     return power
 
