@@ -39,17 +39,25 @@ from sorix.export.sympy import to_latex, to_sympy
 from sorix.functional import (
     abs,
     arange,
+    argmax,
+    argmin,
+    as_tensor,
     broadcast_to,
+    cat,
     clip,
     concatenate,
     cos,
     exp,
     eye,
+    flatten,
+    from_numpy,
     full,
+    full_like,
     linspace,
     log,
     log_softmax,
     logsumexp,
+    manual_seed,
     matmul,
     max,
     maximum,
@@ -58,7 +66,9 @@ from sorix.functional import (
     minimum,
     ones,
     ones_like,
+    permute,
     rand,
+    randint,
     randn,
     relu,
     reshape,
@@ -67,17 +77,20 @@ from sorix.functional import (
     sin,
     softmax,
     sqrt,
+    squeeze,
     stack,
     sum,
     tan,
     tanh,
     tensor,
     transpose,
+    unsqueeze,
     where,
     zeros,
     zeros_like,
 )
 from sorix.gradcheck import gradcheck
+from sorix.operators import Size
 from sorix.passes.manager import optimize
 from sorix.serialization import load, save
 from sorix.tensor import Tensor, enable_grad, is_grad_enabled, no_grad
@@ -90,6 +103,9 @@ pi: float = _math.pi
 e: float = _math.e
 
 __all__ = [
+    "argmax", "argmin", "as_tensor", "bool", "cat", "double", "flatten", "float", "from_numpy",
+    "full_like", "half", "int", "long", "manual_seed", "permute", "randint", "Size", "squeeze",
+    "unsqueeze",
     "abs", "arange", "bool_", "broadcast_to", "clip", "compile", "concatenate", "cos", "cuda",
     "custom_op", "Derivation", "device", "DeviceError", "DomainError", "draw", "draw_pass",
     "DType", "DTypeError", "e", "enable_grad", "exp", "explain", "eye", "float16", "float32",
@@ -102,3 +118,12 @@ __all__ = [
     "tensor", "Tensor", "to_latex", "to_sympy", "trace", "TraceError", "transpose", "utils",
     "value_and_grad", "vjp", "where", "zeros", "zeros_like",
 ]
+
+# PyTorch's dtype aliases, as the original Sorix defines them (`sorix.int` is int32 there too).
+# They shadow the builtins only as attributes of this module.
+float = float32  # noqa: A001
+double = float64
+half = float16
+int = int32  # noqa: A001
+long = int64
+bool = bool_  # noqa: A001

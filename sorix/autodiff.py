@@ -74,7 +74,7 @@ def fit_cotangent(ct: Tensor, target: Tensor) -> Tensor:
         if axes:
             ct = call("sum", ct, axis=axes, keepdims=False)
         if ct.shape != shape:
-            ct = call("reshape", ct, shape=shape) if ct.size == target.size else call(
+            ct = call("reshape", ct, shape=shape) if ct.numel() == target.numel() else call(
                 "broadcast_to", ct, shape=shape)
     if ct.dtype != target.dtype:
         ct = call("astype", ct, dtype=target.dtype.name)
@@ -161,7 +161,7 @@ def _seed(root: Tensor, gradient: Any) -> Tensor:
         data = root.data
         if data is not None and data.size == 1:  # the usual case: a concrete scalar loss
             return Tensor._wrap(np.ones(data.shape, dtype=root.dtype.numpy), root.device)
-        if root.size != 1:
+        if root.numel() != 1:
             raise GradError(at_user_line(
                 f"backward() of a tensor with shape {root.shape} needs `gradient` (one value "
                 f"per element); only single-element tensors get an implicit gradient of 1"))

@@ -33,6 +33,35 @@ from sorix.errors import (
 )
 
 
+class Size(tuple):
+    """A tensor's shape: a tuple whose repr is the original Sorix's (`sorix.Size([2, 3])`).
+
+    Its str() stays the plain tuple's, `(2, 3)`, so messages that name a shape read as
+    before.
+
+    >>> Size((2, 3))
+    sorix.Size([2, 3])
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"sorix.Size([{', '.join(map(str, self))}])"
+
+    def __str__(self) -> str:
+        return tuple.__repr__(self)
+
+
+def _pick(axis: Any, dim: Any, what: str, default: Any = None) -> Any:
+    """The axis a call names by `axis=` or by PyTorch's `dim=` (not both)."""
+    if dim is None:
+        return axis
+    if axis != default and axis != dim:
+        raise SorixTypeError(at_user_line(f"{what}: got both axis={axis!r} and dim={dim!r}; "
+                                          f"pass one"))
+    return dim
+
+
 class Operators:
     """Operators and array methods over `_apply`; a subclass provides `_apply`, `shape`, `dtype`."""
 
@@ -45,13 +74,27 @@ class Operators:
     def ndim(self) -> int:
         return len(self.shape)
 
-    @property
-    def size(self) -> int:
-        size = 1
-        for d in self.shape:
-            size *= d
-        return size
+    def size(self, dim: int | None = None) -> Any:
+        """The shape as a `sorix.Size`, or the length of dimension `dim`."""
+        if dim is None:
+            return Size(self.shape)
+        return self.shape[_axis(dim, self.ndim, "size")]
 
+    def numel(self) -> int:
+        """The number of elements."""
+        count = 1
+        for d in self.shape:
+            count *= d
+        return count
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's spelling of `ndim`)."""
+        return len(self.shape)
+
+    def _unchanged(self, name: str, **attrs: Any) -> Any:
+        """What a shape op that changes nothing returns: for an IR value, the value itself;
+        `sorix.Tensor` returns a new tensor sharing the data (see its override)."""
+        return self
 
     def __add__(self, other: Any) -> Any:
         return self._apply("add", self, other)
@@ -183,45 +226,122 @@ class Operators:
 
     def astype(self, dtype: Any) -> Any:
         dtype = as_dtype(dtype)
-        return self if dtype == self.dtype else self._apply("astype", self, dtype=dtype.name)
+        if dtype == self.dtype:
+            return self._unchanged("astype", dtype=dtype.name)
+        return self._apply("astype", self, dtype=dtype.name)
 
-    def _reduce(self, name: str, axis: Any, keepdims: bool) -> Any:
+    def float(self) -> Any:
+        """A float32 copy (PyTorch's spelling)."""
+        return self.astype("float32")
+
+    def double(self) -> Any:
+        return self.astype("float64")
+
+    def half(self) -> Any:
+        return self.astype("float16")
+
+    def int(self) -> Any:
+        """An int32 copy, as the original Sorix's `int()`."""
+        return self.astype("int32")
+
+    def long(self) -> Any:
+        return self.astype("int64")
+
+    def bool(self) -> Any:
+        return self.astype("bool")
+
+    def _reduce(self, name: str, axis: Any, keepdims: bool, dim: Any = None,
+                keepdim: Any = None) -> Any:
+        axis = _pick(axis, dim, name)
+        if keepdim is not None:
+            keepdims = keepdim
         axes = None if axis is None else _axes(axis, self.ndim, name)
         return self._apply(name, self, axis=axes, keepdims=bool(keepdims))
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._reduce("sum", axis, keepdims)
+    def sum(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+            keepdim: Any = None) -> Any:
+        return self._reduce("sum", axis, keepdims, dim, keepdim)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._reduce("mean", axis, keepdims)
+    def mean(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+             keepdim: Any = None) -> Any:
+        return self._reduce("mean", axis, keepdims, dim, keepdim)
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._reduce("max", axis, keepdims)
+    def max(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+            keepdim: Any = None) -> Any:
+        return self._reduce("max", axis, keepdims, dim, keepdim)
 
-    def min(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._reduce("min", axis, keepdims)
+    def min(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+            keepdim: Any = None) -> Any:
+        return self._reduce("min", axis, keepdims, dim, keepdim)
 
-    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Any:
-        return self._reduce("logsumexp", axis, keepdims)
+    def logsumexp(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+                  keepdim: Any = None) -> Any:
+        return self._reduce("logsumexp", axis, keepdims, dim, keepdim)
 
-    def softmax(self, axis: int = -1) -> Any:
+    def argmax(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+               keepdim: Any = None) -> Any:
+        """Index of the largest entry along `axis` (of the flattened tensor when None); the
+        first on ties. No gradient flows through an index."""
+        return self._arg("max", _pick(axis, dim, "argmax"),
+                         keepdims if keepdim is None else keepdim)
+
+    def argmin(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+               keepdim: Any = None) -> Any:
+        """Index of the smallest entry along `axis` (see `argmax`)."""
+        return self._arg("min", _pick(axis, dim, "argmin"),
+                         keepdims if keepdim is None else keepdim)
+
+    def _arg(self, which: str, axis: Any, keepdims: bool) -> Any:
+        """argmax / argmin spelled with table ops (where the extremum is hit, the least
+        index), so it traces and compiles; `sorix.Tensor` computes it directly when eager."""
+        value = self
+        if axis is None:
+            value = self.reshape(-1)
+            axis = 0
+        axis = _axis(axis, value.ndim, f"arg{which}")
+        n = value.shape[axis]
+        index = np.arange(n, dtype=np.int64).reshape((n,) + (1,) * (value.ndim - axis - 1))
+        hit = value == getattr(value, which)(axis, keepdims=True)
+        out = self._apply("where", hit, index, n).min(axis, keepdims=bool(keepdims))
+        if keepdims and self.ndim != value.ndim:
+            out = out.reshape((1,) * self.ndim)
+        return out
+
+    def softmax(self, axis: int = -1, dim: int | None = None) -> Any:
+        axis = _pick(axis, dim, "softmax", -1)
         return self._apply("softmax", self, axis=_axis(axis, self.ndim, "softmax"))
 
-    def log_softmax(self, axis: int = -1) -> Any:
+    def log_softmax(self, axis: int = -1, dim: int | None = None) -> Any:
+        axis = _pick(axis, dim, "log_softmax", -1)
         return self._apply("log_softmax", self, axis=_axis(axis, self.ndim, "log_softmax"))
 
     def reshape(self, *shape: Any) -> Any:
-        if len(shape) == 1 and (shape[0].__class__ is tuple or not isinstance(
+        """The same data in a new shape (one entry may be -1); always a new tensor."""
+        if len(shape) == 1 and (isinstance(shape[0], tuple) or not isinstance(
                 shape[0], numbers.Integral)):
             shape = shape[0]
-        current = self.shape
+        current = tuple(self.shape)
         target = _resolve_shape(shape, current)
-        return self if target == current else self._apply("reshape", self, shape=target)
+        if target == current:
+            return self._unchanged("reshape", shape=target)
+        return self._apply("reshape", self, shape=target)
 
     view = reshape
 
-    def flatten(self) -> Any:
-        return self.reshape(-1)
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Any:
+        """Dimensions start_dim..end_dim merged into one (all of them by default)."""
+        shape = tuple(self.shape)
+        if not shape:
+            return self.reshape(1)
+        start = _axis(start_dim, len(shape), "flatten")
+        end = _axis(end_dim, len(shape), "flatten")
+        if end < start:
+            raise ShapeError(at_user_line(f"flatten: start_dim {start_dim} comes after "
+                                          f"end_dim {end_dim}"))
+        merged = 1
+        for d in shape[start:end + 1]:
+            merged *= d
+        return self.reshape(shape[:start] + (merged,) + shape[end + 1:])
 
     def transpose(self, *axes: Any) -> Any:
         if len(axes) == 1 and not isinstance(axes[0], numbers.Integral):
@@ -251,16 +371,24 @@ class Operators:
                 shape[0], numbers.Integral)):
             shape = shape[0]
         target = tuple([int(d) for d in shape])
-        return self if target == self.shape else self._apply("broadcast_to", self, shape=target)
+        if target == tuple(self.shape):
+            return self._unchanged("broadcast_to", shape=target)
+        return self._apply("broadcast_to", self, shape=target)
 
-    def unsqueeze(self, axis: int) -> Any:
+    def unsqueeze(self, axis: int | None = None, dim: int | None = None) -> Any:
+        axis = _pick(axis, dim, "unsqueeze")
+        if axis is None:
+            raise SorixTypeError(at_user_line("unsqueeze() needs the position of the new axis"))
         axis = _axis(axis, self.ndim + 1, "unsqueeze")
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+        shape = tuple(self.shape)
+        return self.reshape(shape[:axis] + (1,) + shape[axis:])
 
-    def squeeze(self, axis: Any = None) -> Any:
+    def squeeze(self, axis: Any = None, dim: Any = None) -> Any:
+        axis = _pick(axis, dim, "squeeze")
+        shape = tuple(self.shape)
         axes = _axes(axis, self.ndim, "squeeze") or tuple(
-            i for i, d in enumerate(self.shape) if d == 1)
-        return self.reshape(tuple(d for i, d in enumerate(self.shape) if i not in axes))
+            i for i, d in enumerate(shape) if d == 1)
+        return self.reshape(tuple(d for i, d in enumerate(shape) if i not in axes))
 
 
 def _plain_number(value: Any) -> Any:

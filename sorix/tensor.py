@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from sorix import cuda as _cuda
-from sorix.attributes import _canonical_index_value
+from sorix.attributes import _axis, _canonical_index_value
 from sorix.device import CPU, as_device, device_of_array, is_device_array, to_host
 from sorix.dtypes import (
     DTYPES,
@@ -50,7 +50,7 @@ from sorix.errors import (
 )
 from sorix.ir.graph import GraphBuilder, freeze_attrs
 from sorix.ir.ops import OPS, Op
-from sorix.operators import Operators, infer, op_error, weak_scalar
+from sorix.operators import Operators, Size, infer, op_error, weak_scalar
 
 # grad mode ---------------------------------------------------------------------------------
 
@@ -158,8 +158,8 @@ class Tensor(Operators):
     # facts -----------------------------------------------------------------------------------
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self._shape if self.data is None else self.data.shape
+    def shape(self) -> Size:
+        return Size(self._shape if self.data is None else self.data.shape)
 
     @property
     def dtype(self) -> DType:
@@ -170,9 +170,10 @@ class Tensor(Operators):
     def ndim(self) -> int:
         return len(self.shape)
 
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
+    def numel(self) -> int:
+        """The number of elements."""
+        data = self.data
+        return math.prod(self._shape) if data is None else data.size
 
     @property
     def is_traced(self) -> bool:
@@ -248,6 +249,40 @@ class Tensor(Operators):
         if self.dtype.numpy.kind not in "iu":
             raise TypeError(f"only integer tensors can be used as an index, not {self.dtype}")
         return int(self.item())
+
+    def _unchanged(self, name: str, **attrs: Any) -> Tensor:
+        """A shape op that changes nothing still returns a NEW tensor sharing the data (so
+        `x.reshape(x.shape).requires_grad_(False)` leaves x alone); while it records, the op
+        is applied as usual, so the new tensor stays on x's graph."""
+        data = self.data
+        if data is None:
+            return Tensor._traced(self._builder, self._node, self._shape, self._dtype)
+        if self.requires_grad and _grad_state.enabled:
+            return apply(name, self, **attrs)
+        out = _new_tensor(Tensor)
+        out.data = data
+        if self.device is not CPU:
+            out.device = self.device
+        _share_memory(out, self)
+        return out
+
+    def _arg(self, which: str, axis: Any, keepdims: bool) -> Any:
+        data = self.data
+        if data is None:
+            return Operators._arg(self, which, axis, keepdims)
+        if axis is not None:
+            axis = _axis(axis, data.ndim, f"arg{which}")
+        if data.size == 0:
+            raise ShapeError(at_user_line(f"arg{which}() of an empty tensor"))
+        xp = self.device.xp
+        index = getattr(xp, f"arg{which}")(data, axis=axis)
+        if keepdims:
+            index = xp.reshape(index, tuple(1 if axis is None or i == axis else d
+                                            for i, d in enumerate(data.shape)))
+        out = Tensor._wrap(xp.asarray(index, dtype=xp.int64))
+        if self.device is not CPU:
+            out.device = self.device
+        return out
 
     def detach(self) -> Tensor:
         """The same values with no history and no grad requirement."""

@@ -95,8 +95,16 @@ class Op:
         return match is not None and isinstance(getattr(np, match.group(1), None), np.ufunc)
 
     def display(self, attrs: dict[str, Any]) -> str:
-        """The eager `_op` string, e.g. '**2' for pow_scalar with exponent 2."""
-        return self.symbol.format(**attrs)
+        """The eager `_op` string, e.g. '**2' for pow_scalar with exponent 2, 'get[0]' for
+        `x[0]` (attributes in their run-time form, a one-item index unwrapped)."""
+        shown = {}
+        for key, value in attrs.items():
+            if key in self.runtime and f"{{{key}}}" in self.symbol:
+                value = self.runtime[key](value)
+                if type(value) is tuple and len(value) == 1:
+                    value = value[0]
+            shown[key] = value
+        return self.symbol.format(**shown)
 
     def lower(self, arg_names: list[str], attr_sources: dict[str, str]) -> str:
         """This op's template filled with argument expressions and attribute literals."""
@@ -289,7 +297,7 @@ _register(*(
 ))
 
 _register(
-    _unary("neg", "xp.negative({0})", rule="constant multiple rule",
+    _unary("neg", "xp.negative({0})", rule="constant multiple rule", symbol="*",
            cuda="-{0}", termwise=True,
            vjp=lambda g, out, a: (-g,), sympy=lambda a: -a, text="d(-a) = -da",
            latex=r"d(-a) = -da"),
@@ -527,7 +535,7 @@ _register(
        text="d broadcast(a) = broadcast(da)", latex=r"d\,\mathrm{bcast}(a) = \mathrm{bcast}(da)"),
     Op("getitem", 1, "{0}[{index}]", shapes.indexed, shapes.first, attrs=("index",),
        runtime={"index": KERNELS["_index"]},
-       symbol="getitem", rule="indexing rule", termwise=True, view=True,  # basic indices
+       symbol="get[{index}]", rule="indexing rule", termwise=True, view=True,  # basic indices
        vjp=lambda g, out, a, index: (call("scatter_add", g, index=index, shape=a.shape),),
        text="d a[i] = da[i]", latex=r"d\,a_{[i]} = da_{[i]}"),
     Op("scatter_add", 1, "_scatter_add(xp, {0}, {index}, {shape})",

@@ -165,7 +165,7 @@ class CompiledStep:
                             updated[position[id(getattr(m, name))]] = value
             finally:
                 TRACED.dropout_masks = None
-            if not isinstance(loss, Tensor) or loss.size != 1:
+            if not isinstance(loss, Tensor) or loss.numel() != 1:
                 raise SorixValueError(at_user_line(
                     "compile_step: loss_fn must return a scalar tensor"))
             return loss.reshape(()), updated

@@ -139,7 +139,7 @@ class Optimizer:
             group.setdefault("state", {})
             group["_param_buffer"] = xp.concatenate([p.data.ravel() for p in params])
             group["_grad_buffer"] = xp.concatenate([
-                xp.zeros(p.size, p.data.dtype) if p.grad is None else xp.asarray(
+                xp.zeros(p.numel(), p.data.dtype) if p.grad is None else xp.asarray(
                     p.grad.data if isinstance(p.grad, Tensor) else p.grad,
                     dtype=p.data.dtype).ravel() for p in params])
         try:
@@ -147,9 +147,9 @@ class Optimizer:
             for group in self.param_groups:
                 offset = 0
                 for p in group["params"]:
-                    part = group["_param_buffer"][offset:offset + p.size]
+                    part = group["_param_buffer"][offset:offset + p.numel()]
                     p._mutate(f"{type(self).__name__}.step()")[...] = part.reshape(p.shape)
-                    offset += p.size
+                    offset += p.numel()
         finally:
             for group in self.param_groups:
                 for key in ("_xp", "_param_buffer", "_grad_buffer"):

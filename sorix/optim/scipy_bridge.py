@@ -52,7 +52,7 @@ class ScipyBridge:
         self.params = params
         self.loss_fn = loss_fn
         self.shapes = [p.shape for p in params]
-        self.sizes = [p.size for p in params]
+        self.sizes = [p.numel() for p in params]
         self.total_size = sum(self.sizes)
         self._program = self._compile() if compiled else None
 
@@ -95,7 +95,7 @@ class ScipyBridge:
         for p in self.params:
             p.grad = None
         loss = self.loss_fn()
-        if not isinstance(loss, Tensor) or loss.size != 1:
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
             raise SorixValueError(at_user_line("ScipyBridge: loss_fn must return a scalar tensor"))
         loss.backward()
         grads = [np.zeros(size) if p.grad is None else
