@@ -302,6 +302,8 @@ class Operators:
         n = value.shape[axis]
         index = np.arange(n, dtype=np.int64).reshape((n,) + (1,) * (value.ndim - axis - 1))
         hit = value == getattr(value, which)(axis, keepdims=True)
+        if value.dtype.is_floating:  # a NaN is the extremum (numpy's max), its index the answer
+            hit = self._apply("where", value != value, True, hit)
         out = self._apply("where", hit, index, n).min(axis, keepdims=bool(keepdims))
         if keepdims and self.ndim != value.ndim:
             out = out.reshape((1,) * self.ndim)
@@ -362,6 +364,15 @@ class Operators:
         axes = tuple(_axis(a, self.ndim, "permute") for a in axes)
         return self._apply("transpose", self, axes=axes)
 
+    def t(self) -> Any:
+        """A matrix transposed (a 0-d or 1-d tensor unchanged, as a new tensor)."""
+        if self.ndim > 2:
+            raise ShapeError(at_user_line(f"t() expects at most 2 dimensions, got "
+                                          f"{self.ndim}; use transpose(dim0, dim1)"))
+        if self.ndim < 2:
+            return self._unchanged("reshape", shape=tuple(self.shape))
+        return self._apply("transpose", self, axes=(1, 0))
+
     @property
     def T(self) -> Any:  # noqa: N802
         return self._apply("transpose", self, axes=tuple(reversed(range(self.ndim))))
@@ -382,6 +393,10 @@ class Operators:
         axis = _axis(axis, self.ndim + 1, "unsqueeze")
         shape = tuple(self.shape)
         return self.reshape(shape[:axis] + (1,) + shape[axis:])
+
+    def expand_dims(self, axis: int) -> Any:
+        """numpy's (and the original Sorix's) name for `unsqueeze`."""
+        return self.unsqueeze(axis)
 
     def squeeze(self, axis: Any = None, dim: Any = None) -> Any:
         axis = _pick(axis, dim, "squeeze")

@@ -87,6 +87,13 @@ def test_argmax_traces_and_compiles_as_eager():
         assert sorix.jit(fn)(x).tolist() == fn(tensor(x)).tolist()
 
 
+def test_argmax_of_nan_is_numpys_when_traced():
+    x = np.array([[1.0, np.nan, 3.0], [4.0, 2.0, np.nan]])
+    assert sorix.jit(lambda v: v.argmax(1))(x).tolist() == np.argmax(x, 1).tolist()
+    assert sorix.jit(lambda v: v.argmin(0))(x).tolist() == np.argmin(x, 0).tolist()
+    assert tensor(x).argmax(1).tolist() == np.argmax(x, 1).tolist()
+
+
 def test_argmax_carries_no_gradient():
     x = tensor([1.0, 3.0, 2.0], requires_grad=True)
     assert not x.argmax().requires_grad
@@ -187,3 +194,13 @@ def test_op_strings_are_the_original_ones():
     assert x[1:2]._op == "get[slice(1, 2, None)]"
     assert (-x)._op == "*"
     assert (x * 2)._op == "*" and (x + 1)._op == "+" and (x ** 2)._op == "**2"
+
+
+def test_t_and_expand_dims():
+    x = sorix.arange(6).reshape(2, 3)
+    assert x.t().shape == (3, 2)
+    v = sorix.arange(3)
+    assert v.t() is not v and v.t().shape == (3,)
+    assert v.expand_dims(0).shape == (1, 3)
+    with pytest.raises(sorix.ShapeError):
+        sorix.zeros(1, 1, 1).t()
