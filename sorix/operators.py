@@ -322,7 +322,7 @@ class Operators:
         if len(shape) == 1 and (isinstance(shape[0], tuple) or not isinstance(
                 shape[0], numbers.Integral)):
             shape = shape[0]
-        current = tuple(self.shape)
+        current = self.shape
         target = _resolve_shape(shape, current)
         if target == current:
             return self._unchanged("reshape", shape=target)

@@ -168,7 +168,28 @@ class Tensor(Operators):
 
     @property
     def ndim(self) -> int:
-        return len(self.shape)
+        data = self.data  # not through `shape`: building a Size costs more than the answer
+        return len(self._shape) if data is None else data.ndim
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's spelling of `ndim`)."""
+        data = self.data
+        return len(self._shape) if data is None else data.ndim
+
+    def size(self, dim: int | None = None) -> Any:
+        """The shape as a `sorix.Size`, or the length of dimension `dim`.
+
+        >>> import sorix
+        >>> sorix.zeros(2, 3).size()
+        sorix.Size([2, 3])
+        >>> sorix.zeros(2, 3).size(-1)
+        3
+        """
+        data = self.data
+        shape = self._shape if data is None else data.shape
+        if dim is None:
+            return Size(shape)
+        return shape[_axis(dim, len(shape), "size")]
 
     def numel(self) -> int:
         """The number of elements."""

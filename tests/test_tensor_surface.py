@@ -204,3 +204,15 @@ def test_t_and_expand_dims():
     assert v.expand_dims(0).shape == (1, 3)
     with pytest.raises(sorix.ShapeError):
         sorix.zeros(1, 1, 1).t()
+
+
+def test_size_and_shape_of_a_traced_tensor():
+    seen = {}
+
+    def fn(v):
+        seen.update(size=v.size(), last=v.size(-1), ndim=v.ndim, dim=v.dim(), numel=v.numel())
+        return v.reshape(v.shape).sum()
+
+    assert sorix.jit(fn)(np.ones((2, 3))).item() == 6.0
+    assert seen == {"size": (2, 3), "last": 3, "ndim": 2, "dim": 2, "numel": 6}
+    assert isinstance(seen["size"], sorix.Size)
