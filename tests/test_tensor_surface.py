@@ -193,6 +193,7 @@ def test_op_strings_are_the_original_ones():
     assert x[:, 1]._op == "get[(slice(None, None, None), 1)]"
     assert x[1:2]._op == "get[slice(1, 2, None)]"
     assert (-x)._op == "*"
+    assert x[[0, 1]]._op == "get[[0, 1]]"
     assert (x * 2)._op == "*" and (x + 1)._op == "+" and (x ** 2)._op == "**2"
 
 

@@ -103,6 +103,8 @@ class Op:
                 value = self.runtime[key](value)
                 if type(value) is tuple and len(value) == 1:
                     value = value[0]
+                if isinstance(value, np.ndarray):  # as the user wrote it: x[[0, 1]]
+                    value = value.tolist()
             shown[key] = value
         return self.symbol.format(**shown)
 
