@@ -125,6 +125,8 @@ def _scalar_expression(node: Any, args: list[str], arg_dtypes: list[str],
             raise NativeUnsupported("integer power (numpy raises for negative exponents)")
         if float(exponent).is_integer() and 1 <= exponent <= 4:
             return f"{T}(" + " * ".join([args[0]] * int(exponent)) + ")"
+        if exponent == 0.5:  # numpy's power computes x**0.5 as sqrt: (-inf)**0.5 is NaN, not
+            return f"{T}(np.sqrt({args[0]}))"  # C pow's +inf, and (-0.0)**0.5 is -0.0
         return f"{T}({args[0]} ** {T}({_literal(exponent)}))"
     if op == "clip":
         lo, hi, x = params["lo"], params["hi"], args[0]
