@@ -31,11 +31,9 @@ is counting calls (one increment and one comparison).
 
 from __future__ import annotations
 
-import atexit
 import functools
 import inspect
 import math
-import queue
 import threading
 import time
 from collections import OrderedDict
@@ -45,11 +43,11 @@ from typing import Any
 
 import numpy as np
 
-from sorix import cuda
+from sorix import cuda, tiers
 from sorix.autodiff import grad_of_tensors
 from sorix.backends.registry import Backend, for_device
 from sorix.backends.registry import backend as backend_record
-from sorix.backends.runtime import program_error
+from sorix.backends.runtime import program_error, run_program
 from sorix.device import CPU, device, device_of_array, is_device_array
 from sorix.dtypes import DTYPES
 from sorix.errors import (
@@ -78,22 +76,6 @@ from sorix.tracing import (
 #: How many signatures a compiled function keeps by default (see `jit`'s `cache_size`).
 DEFAULT_CACHE_SIZE = 256
 
-#: The tiers a transform runs on (see `jit`).
-TIERS = ("auto", "numpy", "native")
-#: What a native compile is expected to cost (numba: 0.2-0.6 s for a fresh kernel, mostly
-#: holding the GIL), and how many times that an entry must have spent running on the numpy
-#: tier before it is promoted: W2 (20-40 ms a call) is promoted after some 15-25 calls, W1
-#: (5 us) after some 1e5, and a function called a few times never pays for a compile.
-NATIVE_COMPILE_ESTIMATE_S = 0.5
-PROMOTE_MULTIPLE = 1.0
-#: A kernel is swapped in only if it runs the promoting call's arguments this many times
-#: faster than the numpy program: for a trivial function (`x + 1` on 8 elements) numba's
-#: dispatch costs more than numpy's one ufunc call.
-PROMOTE_SPEEDUP = 1.1
-#: Graphs larger than this stay on the numpy tier in "auto": numba's compile time grows with
-#: the function's size faster than the kernel's gain.
-PROMOTE_MAX_NODES = 3000
-
 _NDARRAY = np.ndarray  # one global lookup on the call hot path, not two
 
 
@@ -105,136 +87,6 @@ def _host_array(leaf: Any, what: str) -> Any:
     if is_device_array(leaf):
         return leaf
     return _to_array(leaf, copy=False)
-
-
-def _check_tier(tier: Any) -> None:
-    if tier not in TIERS:
-        raise SorixValueError(at_user_line(
-            f"tier must be one of {', '.join(map(repr, TIERS))}, got {tier!r}"))
-
-
-# promotion to the native tier --------------------------------------------------------------
-
-_promotions: queue.SimpleQueue[Any] = queue.SimpleQueue()
-_promoter: list[threading.Thread] = []
-_promoter_lock = threading.Lock()
-
-
-def _checkpoint(entry: _Entry, arrays: Sequence[Any]) -> Any:
-    """Run a call at the count where promotion looked due, timing it: a first run pays for
-    page faults and lazy imports, so the smaller of the two times is taken per call, and the
-    entry is promoted only if its calls have spent the budget by that estimate (otherwise the
-    next checkpoint is set where they will have)."""
-    started = time.perf_counter()
-    results = _run(entry.program, arrays)
-    per_call = entry.first_run_s = max(1e-7, min(entry.first_run_s,
-                                                 time.perf_counter() - started))
-    budget = NATIVE_COMPILE_ESTIMATE_S * PROMOTE_MULTIPLE
-    if entry.calls * per_call >= budget:
-        _promote(entry, tuple(arrays))
-    else:
-        entry.promote_at = entry.calls + max(1, math.ceil(
-            (budget - entry.calls * per_call) / per_call))
-    return entry.finish(results)
-
-
-def _promote(entry: _Entry, sample: tuple[Any, ...] = ()) -> None:
-    """Queue `entry` for its native compile, done by one worker thread off the calling one;
-    the caller goes on with the numpy program meanwhile. Called once per entry; `sample` (the
-    arrays of the call that decided it) is what the kernel is timed on, then dropped."""
-    entry.promote_at = -1
-    entry.sample = sample
-    _promotions.put(entry)
-    if not _promoter:
-        with _promoter_lock:
-            if not _promoter:
-                worker = threading.Thread(target=_promote_forever, name="sorix-native",
-                                          daemon=True)
-                _promoter.append(worker)
-                worker.start()
-
-
-_exiting = threading.Event()
-
-
-@atexit.register
-def _finish_promotions() -> None:
-    """At exit, take no new compile and let a running one end (briefly): a daemon thread
-    stopped inside LLVM can take the process down with it."""
-    _exiting.set()
-    _promotions.put(None)
-    for worker in _promoter:
-        worker.join(timeout=10)
-
-
-def _promote_forever() -> None:
-    while True:
-        entry = _promotions.get()
-        if entry is None or _exiting.is_set():
-            return
-        try:
-            promote_now(entry)
-        except Exception as error:  # noqa: BLE001 - a failed promotion leaves the numpy tier
-            entry.promotion = f"native compile failed ({type(error).__name__})"
-            if debug_level() >= 1:
-                print(f"[sorix] {entry.name}: native compile failed ({type(error).__name__}: "
-                      f"{error}); it stays on the numpy tier")
-
-
-def promote_now(entry: _Entry) -> bool:
-    """Compile `entry`'s graph natively and swap the kernel in (one attribute assignment, so
-    a call on another thread runs either program whole); True if it now runs natively."""
-    from sorix.backends.native_backend import worth_promoting
-    from sorix.backends.registry import backend as lookup
-
-    calls = entry.calls
-    why_not = worth_promoting(entry.graph)
-    program = None if why_not else lookup("native").compile(entry.graph)
-    if program is not None and not program.native:
-        why_not = program.fallback
-    if why_not:
-        entry.promotion = why_not
-        if debug_level() >= 1:
-            print(f"[sorix] {entry.name} stays on the numpy tier: {why_not}")
-        return False
-    sample, entry.sample = entry.sample, ()
-    if sample:
-        old, new = _best_time(entry.program.fn, sample), _best_time(program.fn, sample)
-        if new * PROMOTE_SPEEDUP > old:
-            entry.promotion = (f"the kernel is not faster ({new * 1e6:.1f} us a call against "
-                               f"{old * 1e6:.1f} us)")
-            if debug_level() >= 1:
-                print(f"[sorix] {entry.name} stays on the numpy tier: {entry.promotion}")
-            return False
-    entry.program = program
-    entry.promotion = "native"
-    if debug_level() >= 1:
-        where = "loaded from the disk cache" if program.from_cache else "compiled"
-        print(f"[sorix] promoted {entry.name} to the native tier after {calls} calls "
-              f"(~{calls * entry.first_run_s * 1e3:.1f} ms on the numpy tier): kernel {where} "
-              f"in {program.compile_seconds * 1e3:.0f} ms")
-    return True
-
-
-def _best_time(fn: Callable[..., Any], arrays: tuple[Any, ...]) -> float:
-    """The best of a few timed calls of `fn` (after one untimed: first calls fault pages in)."""
-    fn(*arrays)
-    best = math.inf
-    for _ in range(5):
-        started = time.perf_counter()
-        fn(*arrays)
-        best = min(best, time.perf_counter() - started)
-        if best > 1e-3:  # slow calls vary little; a large program is not run five times
-            break
-    return best
-
-
-def _run(program: Any, arrays: Sequence[Any]) -> tuple[Any, ...]:
-    """`program.fn(*arrays)`; what numpy raises inside comes back as sorix's error."""
-    try:
-        return program.fn(*arrays)
-    except Exception as error:
-        raise program_error(program, error) from None
 
 
 # compiled programs -------------------------------------------------------------------------
@@ -279,10 +131,10 @@ class CompiledGraph:
                     f"{Abstract(array.shape, array.dtype.name)}"))
             arrays.append(array)
         if place is CPU:
-            outputs = tuple(np.asarray(v) for v in _run(self.program, arrays))
+            outputs = tuple(np.asarray(v) for v in run_program(self.program, arrays))
         else:
             with cuda.using(place.index):
-                outputs = tuple(place.xp.asarray(v) for v in _run(self.program, arrays))
+                outputs = tuple(place.xp.asarray(v) for v in run_program(self.program, arrays))
         return outputs[0] if len(outputs) == 1 else outputs
 
 
@@ -350,7 +202,7 @@ class Transformed:
                  cache_size: int = DEFAULT_CACHE_SIZE, tier: str = "auto") -> None:
         if backend is not None:
             backend_record(backend)  # an unknown name fails now, not at the first call
-        _check_tier(tier)
+        tiers.check_tier(tier)
         self.tier = tier
         if not isinstance(cache_size, int) or cache_size < 1:
             raise SorixValueError(at_user_line(
@@ -451,7 +303,7 @@ class Transformed:
                 if entry is not None:
                     calls = entry.calls = entry.calls + 1
                     if calls == entry.promote_at:
-                        return _checkpoint(entry, arrays)
+                        return tiers.checkpoint(entry, arrays)
                     try:
                         return entry.finish(entry.program.fn(*arrays))
                     except Exception as error:
@@ -467,7 +319,7 @@ class Transformed:
         if place is not CPU:
             arrays = [record.place_input(leaf, place, self.__name__) for leaf in leaves]
             with cuda.using(place.index):
-                results = _run(entry.program, arrays)
+                results = run_program(entry.program, arrays)
             return entry.structure([Tensor._wrap(r, place) for r in results])
         arrays = [record.place_input(_host_array(leaf, self.__name__), place, self.__name__)
                   for leaf in leaves]
@@ -477,14 +329,15 @@ class Transformed:
         entry.calls += 1
         if entry.promote_at == 0:  # the first run: timed, to know when promotion pays
             started = time.perf_counter()
-            results = _run(entry.program, arrays)
+            results = run_program(entry.program, arrays)
             entry.first_run_s = time.perf_counter() - started
+            budget = tiers.NATIVE_COMPILE_ESTIMATE_S * tiers.PROMOTE_MULTIPLE
             entry.promote_at = entry.calls + max(1, math.ceil(
-                NATIVE_COMPILE_ESTIMATE_S * PROMOTE_MULTIPLE / max(entry.first_run_s, 1e-7)))
+                budget / max(entry.first_run_s, 1e-7)))
             return entry.finish(results)
         if entry.calls >= entry.promote_at > 0:
-            return _checkpoint(entry, arrays)
-        return entry.finish(_run(entry.program, arrays))
+            return tiers.checkpoint(entry, arrays)
+        return entry.finish(run_program(entry.program, arrays))
 
     def _entry(self, signature: tuple[Any, ...], args: Sequence[Any],
                kwargs: dict[str, Any]) -> _Entry:
@@ -520,7 +373,7 @@ class Transformed:
             record = backend_record("native")
         entry = _Entry(record.compile(graph), out_spec, graph, place)
         entry.name = f"{self.label}({', '.join(_describe(p) for p in signature)})"
-        if tiered and self.tier == "auto" and len(graph) <= PROMOTE_MAX_NODES:
+        if tiered and self.tier == "auto" and len(graph) <= tiers.PROMOTE_MAX_NODES:
             entry.promote_at = 0
         self._cache[signature] = entry
         self._evict()
@@ -671,7 +524,7 @@ def jit(fn: Callable[..., Any] | None = None, *, backend: str | None = None,
     """
     if backend is not None:
         backend_record(backend)  # an unknown name fails here, naming the known ones
-    _check_tier(tier)
+    tiers.check_tier(tier)
     statics = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
 
@@ -886,7 +739,7 @@ def hessian(fn: Callable[..., Any], argnums: int = 0, *,
             passes: Sequence[Any] | None = None, tier: str = "auto") -> Transformed:
     """A function returning the matrix of second derivatives of scalar `fn` (`tier`: as for
     `jit`; the inner gradient is inlined, so only the outer program is tiered)."""
-    _check_tier(tier)
+    tiers.check_tier(tier)
     return jacobian(grad(fn, argnums=argnums), argnums=argnums, passes=passes, tier=tier)
 
 

@@ -19,7 +19,7 @@ import pytest
 from op_samples import SAMPLES, Sample
 
 import sorix
-from sorix import api
+from sorix import tiers
 from sorix.backends import native_backend, native_cache
 from sorix.backends.interpreter import interpret
 from sorix.errors import SorixValueError
@@ -175,8 +175,8 @@ def test_second_derivative_native() -> None:
 def test_promotion_while_calls_run(monkeypatch: Any) -> None:
     """Calls made while the worker compiles (on this thread and another) are all right, and
     the kernel is swapped in without a call seeing half of it."""
-    monkeypatch.setattr(api, "NATIVE_COMPILE_ESTIMATE_S", 0.0)  # promote at the second call
-    monkeypatch.setattr(api, "PROMOTE_SPEEDUP", 0.0)  # whatever the kernel's speed here
+    monkeypatch.setattr(tiers, "NATIVE_COMPILE_ESTIMATE_S", 0.0)  # promote at the second call
+    monkeypatch.setattr(tiers, "PROMOTE_SPEEDUP", 0.0)  # whatever the kernel's speed here
     f = sorix.value_and_grad(lambda x: (sorix.tanh(x) * x + 0.25 * x).sum())
     x = np.linspace(-2.0, 2.0, 33)
     value, g = (t.numpy() for t in sorix.value_and_grad(
@@ -248,8 +248,8 @@ def test_tier_argument_is_checked() -> None:
 
 
 def test_a_kernel_that_is_not_faster_is_not_swapped_in(monkeypatch: Any) -> None:
-    monkeypatch.setattr(api, "NATIVE_COMPILE_ESTIMATE_S", 0.0)
-    monkeypatch.setattr(api, "PROMOTE_SPEEDUP", 1e9)  # no kernel is a billion times faster
+    monkeypatch.setattr(tiers, "NATIVE_COMPILE_ESTIMATE_S", 0.0)
+    monkeypatch.setattr(tiers, "PROMOTE_SPEEDUP", 1e9)  # no kernel is a billion times faster
     f = sorix.jit(lambda x: x * 3.0 + 1.0)
     x = np.arange(4.0)
     f(x)
@@ -264,7 +264,7 @@ def test_a_kernel_that_is_not_faster_is_not_swapped_in(monkeypatch: Any) -> None
 
 
 def test_numpy_tier_never_promotes(monkeypatch: Any) -> None:
-    monkeypatch.setattr(api, "NATIVE_COMPILE_ESTIMATE_S", 0.0)
+    monkeypatch.setattr(tiers, "NATIVE_COMPILE_ESTIMATE_S", 0.0)
     f = sorix.jit(lambda x: x * 2.0, tier="numpy")
     for _ in range(5):
         f(np.ones(3))

@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import re
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 from sorix.errors import DomainError, DTypeError, SorixError, SorixValueError, at_user_line
 
 _IR_COMMENT = re.compile(r"#\s*(%\d+ = (\w+)\(.*)$")
+
+
+def run_program(program: Any, arrays: Sequence[Any]) -> tuple[Any, ...]:
+    """`program.fn(*arrays)`; what numpy raises inside comes back as sorix's error."""
+    try:
+        return program.fn(*arrays)
+    except Exception as error:
+        raise program_error(program, error) from None
 
 
 def program_error(program: Any, error: Exception) -> Exception:

@@ -311,13 +311,13 @@ def check_graph(nodes: Mapping[int, Node], inputs: Sequence[Any], outputs: Seque
         where = f"input {position}"
         if type(nid) is not int or nid not in nodes:
             raise _fail(where, f"{show(nid)} is not a node of the graph")
-        if nodes[nid].op != "input":
+        if not nodes[nid].is_input:
             raise _fail(where, f"node {nid} is a {nodes[nid].op} node, not an input node")
         if nid in seen:
             raise _fail(where, f"node {nid} is listed twice")
         seen.add(nid)
     for nid, node in nodes.items():
-        if node.op == "input" and nid not in seen:
+        if node.is_input and nid not in seen:
             raise GraphFormatError(f"node {nid} (input) is missing from the graph's inputs")
     if not outputs:  # the code generator cannot lower a graph without outputs (`return (,)`)
         raise GraphFormatError("the graph has no outputs; a graph returns at least one value")
