@@ -668,25 +668,31 @@ def _build(ftype: type) -> tuple[dict[str, Callable[..., Any]],
         q = nh * rd
         return q + ((_fma(-q, dh, nh) + nl) - q * dl) * rd
 
-    @_jit
-    def sin_fast(x: Any) -> Any:
-        """sin x for |x| < TRIG_FAST (and nan for +-inf, nan): no branch."""
-        k, rh, rl = reduce_fast(x)
-        v = sin_of(k, rh, rl)
-        return x if x == ZERO else v
+    def trig_over(reduce: Any) -> tuple[Any, Any, Any]:
+        """sin, cos and tan after the argument reduction `reduce` (x -> k, r high, r low): no
+        branch; sin and tan keep the sign of a zero as numpy does."""
 
-    @_jit
-    def cos_fast(x: Any) -> Any:
-        """cos x for |x| < TRIG_FAST (and nan for +-inf, nan): no branch."""
-        k, rh, rl = reduce_fast(x)
-        return cos_of(k, rh, rl)
+        @_jit
+        def sin(x: Any) -> Any:
+            k, rh, rl = reduce(x)
+            v = sin_of(k, rh, rl)
+            return x if x == ZERO else v
 
-    @_jit
-    def tan_fast(x: Any) -> Any:
-        """tan x for |x| < TRIG_FAST (and nan for +-inf, nan): no branch."""
-        k, rh, rl = reduce_fast(x)
-        v = tan_of(k, rh, rl)
-        return x if x == ZERO else v
+        @_jit
+        def cos(x: Any) -> Any:
+            k, rh, rl = reduce(x)
+            return cos_of(k, rh, rl)
+
+        @_jit
+        def tan(x: Any) -> Any:
+            k, rh, rl = reduce(x)
+            v = tan_of(k, rh, rl)
+            return x if x == ZERO else v
+
+        return sin, cos, tan
+
+    # Fast kernels: right for |x| < TRIG_FAST (and nan for +-inf, nan).
+    sin_fast, cos_fast, tan_fast = trig_over(reduce_fast)
 
     kernels = {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh,
                "sigmoid": sigmoid, "softplus": softplus}
@@ -717,28 +723,9 @@ def _build(ftype: type) -> tuple[dict[str, Callable[..., Any]],
             return (k2 if huge else k), (h2 if huge else rh), (l2 if huge else rl)
 
 
-    # The same kernels over either reduction: no branch (the exact reduction costs ~4x the
-    # fast one, selected per element so the caller's loop still vectorizes).
-    @_jit
-    def sin(x: Any) -> Any:
-        """sin x for every float of this width: no branch."""
-        k, rh, rl = reduce(x)
-        v = sin_of(k, rh, rl)
-        return x if x == ZERO else v
-
-    @_jit
-    def cos(x: Any) -> Any:
-        """cos x for every float of this width: no branch."""
-        k, rh, rl = reduce(x)
-        return cos_of(k, rh, rl)
-
-    @_jit
-    def tan(x: Any) -> Any:
-        """tan x for every float of this width: no branch."""
-        k, rh, rl = reduce(x)
-        v = tan_of(k, rh, rl)
-        return x if x == ZERO else v
-
+    # Kernels for every float of this width: both reductions computed and selected per element
+    # (the exact one costs ~4x the fast one), so the caller's loop still vectorizes.
+    sin, cos, tan = trig_over(reduce)
     kernels.update({"sin": sin, "cos": cos, "tan": tan})
     return kernels, fast
 
