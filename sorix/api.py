@@ -61,7 +61,7 @@ from sorix.errors import (
 from sorix.ir.graph import Graph
 from sorix.ir.limits import DEFAULT_LIMITS, Limits, check_limits
 from sorix.passes import grad as grad_pass
-from sorix.passes.manager import debug_level, optimize
+from sorix.passes.manager import debug_level, forward_pipeline, optimize
 from sorix.tensor import Tensor, _to_array, apply
 from sorix.tracing import (
     Abstract,
@@ -557,9 +557,23 @@ def _positions(args: Sequence[Any], argnums: Sequence[int]) -> list[list[int]]:
     return positions
 
 
+def _gradient_graph(graph: Graph, wrt: Sequence[int] | None, passes: Sequence[Any] | None,
+                    cotangent: bool = False) -> Graph:
+    """The grad pass run on `graph` stabilized first: optimized by the forward pipeline of
+    `passes` (`sorix.passes.manager.forward_pipeline`: the stabilizing rewrites and CSE, no
+    fusion), so log(sum(exp(x))) is differentiated as logsumexp and a shared x*y has one
+    adjoint. The gradient graph is optimized after, as part of whatever graph it is replayed
+    into (the enclosing trace's, or the next derivative's forward graph)."""
+    stable = optimize(graph, forward_pipeline(passes))
+    return grad_pass.grad(stable, wrt, cotangent=cotangent)
+
+
 def _differentiate(fn: Callable[..., Any], args: Sequence[Any], argnums: Sequence[int],
-                   has_aux: bool) -> tuple[Any, list[Any], Any]:
-    """Trace fn, run the grad pass, replay it on `args`: (value, grads per argnum, aux)."""
+                   has_aux: bool, passes: Sequence[Any] | None = None
+                   ) -> tuple[Any, list[Any], Any]:
+    """Trace fn, stabilize it, run the grad pass, replay the result on `args`: (value, grads
+    per argnum, aux). The value comes from the stabilized graph too, so value and gradient
+    are of one expression."""
     graph, out_spec = trace_tree(fn, args, {})
     if has_aux:
         if out_spec is None or out_spec[0] not in (tuple, list) or len(out_spec[1]) != 2:
@@ -567,7 +581,7 @@ def _differentiate(fn: Callable[..., Any], args: Sequence[Any], argnums: Sequenc
         aux_spec = out_spec[1][1][1]
     positions = _positions(args, argnums)
     flat = [p for group in positions for p in group]
-    dgraph = grad_pass.grad(graph, flat)
+    dgraph = _gradient_graph(graph, flat, passes)
     leaves = [leaf for a in args for leaf in flatten(a)[0]]
     inputs = [x if isinstance(x, Tensor) else Tensor(x) for x in leaves]
     values = replay(dgraph, inputs)
@@ -590,12 +604,14 @@ def value_and_grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0,
     """A function returning (fn(*args), gradient of fn w.r.t. args[argnums]).
 
     With `has_aux`, fn returns (value, aux) and the result is ((value, aux), gradient).
-    `tier`: as for `jit`.
+    `tier`: as for `jit`. The traced fn is optimized before it is differentiated (by `passes`
+    without fusion; all default passes when None, none for `passes=[]`), so the stabilizing
+    rewrites give the gradient too: log(sum(exp(x))) differentiates as logsumexp, to softmax.
     """
     nums, single = _argnums(argnums)
 
     def symbolic(*args: Any) -> Any:
-        value, grads, aux = _differentiate(fn, args, nums, has_aux)
+        value, grads, aux = _differentiate(fn, args, nums, has_aux, passes)
         g = grads[0] if single else tuple(grads)
         return ((value, aux), g) if has_aux else (value, g)
 
@@ -611,8 +627,10 @@ def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
     """The gradient: of a function (compiled, `argnums=0`), or of tensors (as the original).
 
     `sorix.grad(f)` returns a function computing the gradient of scalar `f` with respect to
-    its `argnums` argument(s). `sorix.grad(outputs, inputs, ...)` differentiates recorded
-    eager tensors, exactly as the original Sorix does.
+    its `argnums` argument(s), stabilized first as `value_and_grad` says.
+    `sorix.grad(outputs, inputs, ...)` differentiates recorded eager tensors, exactly as the
+    original Sorix does: the recorded graph as it is, never rewritten (an eager
+    log(sum(exp(x))) at x = 1000 has a NaN gradient; the traced one does not).
 
     >>> import sorix
     >>> sorix.grad(lambda x: (x ** 3).sum())(sorix.tensor([2.0]))
@@ -626,7 +644,7 @@ def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
     nums, single = _argnums(argnums)
 
     def symbolic(*args: Any) -> Any:
-        _, grads, aux = _differentiate(fn, args, nums, has_aux)
+        _, grads, aux = _differentiate(fn, args, nums, has_aux, passes)
         g = grads[0] if single else tuple(grads)
         return (g, aux) if has_aux else g
 
@@ -652,7 +670,7 @@ def _vjp_program(fn: Callable[..., Any]) -> Transformed:
     def pullback(*args: Any) -> Any:
         *prims, ct = args
         graph, _ = trace_tree(fn, prims, {})
-        dgraph = grad_pass.grad(graph, None, cotangent=True)
+        dgraph = _gradient_graph(graph, None, None, cotangent=True)
         leaves = [x if isinstance(x, Tensor) else Tensor(x) for x in prims]
         values = replay(dgraph, leaves + [ct if isinstance(ct, Tensor) else Tensor(ct)])
         return tuple(values[o] for o in dgraph.outputs[len(graph.outputs):])
@@ -666,7 +684,7 @@ def _jvp_program(fn: Callable[..., Any]) -> Transformed:
         n = len(args) // 2
         prims, tans = args[:n], args[n:]
         graph, _ = trace_tree(fn, prims, {})
-        vjp_graph = grad_pass.grad(graph, None, cotangent=True)
+        vjp_graph = _gradient_graph(graph, None, None, cotangent=True)
 
         def dot_with_tangents(*xs: Any) -> Any:
             inner, tans_inner, u = xs[:n], xs[n:2 * n], xs[-1]
@@ -679,7 +697,7 @@ def _jvp_program(fn: Callable[..., Any]) -> Transformed:
         zero = apply("broadcast_to", Tensor(np.zeros((), out.dtype.numpy)), shape=out.shape)
         everything = list(prims) + list(tans) + [zero]
         dot_graph, _ = trace_tree(dot_with_tangents, everything, {})
-        tangent_graph = grad_pass.grad(dot_graph, [2 * n])
+        tangent_graph = _gradient_graph(dot_graph, [2 * n], None)
         values = replay(tangent_graph, everything)
         return out, values[tangent_graph.outputs[-1]]
 
@@ -717,7 +735,7 @@ def jacobian(fn: Callable[..., Any], argnums: int = 0, *,
         if len(positions) != 1:
             raise SorixValueError(at_user_line(
                 "jacobian needs argnums to name one tensor argument"))
-        vjp_graph = grad_pass.grad(graph, positions, cotangent=True)
+        vjp_graph = _gradient_graph(graph, positions, passes, cotangent=True)
         leaves = [x if isinstance(x, Tensor) else Tensor(x) for a in args
                   for x in flatten(a)[0]]
         out_node = graph.nodes[graph.outputs[0]]

@@ -39,11 +39,26 @@ class Fixpoint:
     max_rounds: int = 4
 
 
-DEFAULT_PIPELINE: tuple[Pass | Fixpoint, ...] = (
+#: The rewrites that keep a graph differentiable: what the gradient transforms run on the
+#: forward graph before the grad pass, so that the stabilizing rewrites (log(sum(exp(x))) ->
+#: logsumexp, ...) and CSE shape the derivative, not only the value.
+FORWARD_PIPELINE: tuple[Pass | Fixpoint, ...] = (
     Fixpoint((fold_constants, simplify, eliminate_common_subexpressions, eliminate_dead_code)),
-    fuse,
-    plan_memory,
 )
+
+#: Passes that make nodes the grad pass cannot differentiate (`fused` kernels) or decisions
+#: a rebuilt graph drops (a memory plan); left out of a forward pipeline.
+LOWERING_PASSES: tuple[Pass, ...] = (fuse, plan_memory)
+
+DEFAULT_PIPELINE: tuple[Pass | Fixpoint, ...] = (*FORWARD_PIPELINE, *LOWERING_PASSES)
+
+
+def forward_pipeline(passes: Sequence[Pass | Fixpoint] | None) -> tuple[Pass | Fixpoint, ...]:
+    """The forward pipeline a transform given `passes` (None: the default) runs before its
+    grad pass: those passes without the lowering ones."""
+    if passes is None:
+        return FORWARD_PIPELINE
+    return tuple(p for p in passes if p not in LOWERING_PASSES)
 
 
 @dataclass(frozen=True)
@@ -67,16 +82,30 @@ def optimize(graph: Graph, passes: Sequence[Pass | Fixpoint] | None = None) -> G
     reports: list[PassReport] = []
     for step in pipeline:
         if isinstance(step, Fixpoint):
-            for _ in range(step.max_rounds):
-                start_size = len(graph)
-                for run in step.passes:
-                    graph = _run(run, graph, reports)
-                if len(graph) >= start_size:
-                    break
+            graph = _fixpoint(step, graph, reports)
         else:
             graph = _run(step, graph, reports)
     graph = graph.with_results(memory_plan=graph.memory_plan, report=tuple(reports))
     _dump(graph)
+    return graph
+
+
+def _fixpoint(step: Fixpoint, graph: Graph, reports: list[PassReport]) -> Graph:
+    """Rounds of `step.passes` while a round shrinks the graph, ending as soon as one pass
+    after another, a whole round's worth, changed nothing (each would get the graph it saw,
+    or made, last time: a second round that changes nothing is not run to the end)."""
+    unchanged = 0
+    for _ in range(step.max_rounds):
+        start_size = len(graph)
+        for run in step.passes:
+            result = _run(run, graph, reports)
+            same = result is graph or (not result.changes and len(result) == len(graph))
+            unchanged = unchanged + 1 if same else 0
+            graph = result
+            if unchanged >= len(step.passes):
+                return graph
+        if len(graph) >= start_size:
+            break
     return graph
 
 
