@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from sorix import cuda, tiers
+from sorix import cuda, step_probe, tiers
 from sorix.autodiff import grad_of_tensors
 from sorix.backends.registry import Backend, for_device
 from sorix.backends.registry import backend as backend_record
@@ -364,8 +364,15 @@ class Transformed:
         self._note_retrace(signature)
         self._last_signature = signature
         self.trace_count += 1
-        graph, out_spec = trace_tree(self.symbolic, args, kwargs, self.static_argnums,
-                                     self.named_like)
+        with step_probe.Probe() as probe:
+            graph, out_spec = trace_tree(self.symbolic, args, kwargs, self.static_argnums,
+                                         self.named_like)
+        if probe.found:  # loss.backward() inside: a stateful training step
+            from sorix.optim.traced_step import step_entry
+
+            entry = self._cache[signature] = step_entry(self, probe, args, kwargs)
+            self._evict()
+            return entry
         graph = optimize(graph, self.passes)
         record, place = self._placement(args)
         tiered = place is CPU and self.backend in (None, "numpy")

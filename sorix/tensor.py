@@ -405,6 +405,10 @@ class Tensor(Operators):
         """Fill `.grad` of every tensor this one depends on (leaves and intermediates)."""
         from sorix import autodiff
 
+        if self.data is None:  # traced: a sorix.jit training step records it (step_probe)
+            from sorix import step_probe
+
+            return step_probe.backward(self, gradient, create_graph)
         autodiff.backward([self], [gradient], retain_graph, create_graph)
 
     # in-place changes ------------------------------------------------------------------------

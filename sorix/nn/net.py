@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sorix import step_probe
 from sorix.device import CPU, as_device, to_host
 from sorix.errors import ShapeError, SorixTypeError, SorixValueError, at_user_line
 from sorix.tensor import Tensor, no_grad
@@ -72,6 +73,9 @@ class Module:
             f"You must implement forward in the subclass ({type(self).__name__} has none)")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        recorders = step_probe.STACK.recorders  # while sorix.jit traces: the step's modules
+        if recorders:
+            return recorders[-1].module_call(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
     # structure -------------------------------------------------------------------------------
@@ -155,7 +159,10 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Zero every parameter's gradient, as the original Sorix does (`set_to_none=True`:
-        None instead, as PyTorch 2 does, which saves the zeros)."""
+        None instead, as PyTorch 2 does, which saves the zeros). Traced by `sorix.jit`, it
+        only marks a training step (`sorix.step_probe`)."""
+        if step_probe.zero_grad(None):
+            return
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None

@@ -66,9 +66,26 @@ class CompiledStep:
         self._programs: dict[Any, Any] = {}
         self._dropout: dict[Any, list[tuple[tuple[int, ...], Any, float]]] = {}
 
-    # the host side, every call ---------------------------------------------------------------
+    #: How errors name this step, and what holds the tensors it substitutes.
+    what = "compile_step"
+    holder = "the model"
 
     def __call__(self, *batch: Any) -> Tensor:
+        return self._run(batch)[0]
+
+    def _loss_and_outputs(self, *batch: Tensor) -> tuple[Tensor, Any]:
+        """The traced loss (and nothing else): what a subclass changes to return more."""
+        loss = self.loss_fn(*batch)
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            raise SorixValueError(at_user_line(
+                "compile_step: loss_fn must return a scalar tensor"))
+        return loss.reshape(()), ()
+
+    # the host side, every call ---------------------------------------------------------------
+
+    def _inputs(self, batch: tuple[Any, ...], draw: bool) -> tuple[Any, tuple[Any, ...], Any]:
+        """(program, its arguments, what `_write_back` needs) for this batch: the state is
+        gathered as it is now; `draw=False` (lowering without running) draws no masks."""
         import sorix
 
         batch = tuple(b.detach() if isinstance(b, Tensor) else Tensor(b) for b in batch)
@@ -81,8 +98,13 @@ class CompiledStep:
             # the program can only trace what it can substitute: a tensor outside the model
             # would be a constant of the program, and silently never train
             raise SorixValueError(at_user_line(
-                "compile_step: the optimizer has parameters the model does not hold; give it "
-                "model.parameters(), or keep such tensors as attributes of a Module"))
+                f"{self.what}: the optimizer has parameters {self.holder} does not hold; give "
+                f"it model.parameters(), or keep such tensors as attributes of a Module"))
+        if type(opt)._perform_step is not Optimizer._perform_step:
+            raise SorixTypeError(at_user_line(
+                f"{self.what}: {type(opt).__name__} updates through _perform_step (the "
+                f"original Sorix's buffered extension point), which is not compiled; define "
+                f"_buffers and _rule instead, or train it eagerly"))
         others = [t for _, t in held if id(t) not in taken]
         states = [opt._state_of(p) for p in params]
         scalars = []
@@ -93,7 +115,8 @@ class CompiledStep:
         # the optimizer's arrays go in as they are: the program only reads its arguments
         arrays = [[_wrap(state[name], p.device) for name in opt._buffers(group)]
                   for (p, group), state in zip(pairs, states)]
-        masks = [_wrap(((np.random.random_sample(shape) >= p) / (1.0 - p)).astype(dtype))
+        draws = (np.random.random_sample if draw else np.zeros)
+        masks = [_wrap(((draws(shape) >= p) / (1.0 - p)).astype(dtype))
                  for shape, dtype, p in self._dropout_specs(batch)]
 
         key = (tuple(m.training for m in self.model.modules()),
@@ -102,39 +125,57 @@ class CompiledStep:
         if program is None:
             program = self._programs[key] = sorix.jit(self._symbolic(pairs, others),
                                                      tier=self.tier)
-        loss, new_params, new_others, new_arrays = program(
-            [p.detach() for p in params], [t.detach() for t in others], arrays, scalars,
-            masks, *batch)
+        args = ([p.detach() for p in params], [t.detach() for t in others], arrays, scalars,
+                masks, *batch)
+        return program, args, (pairs, others, states)
 
+    def _run(self, batch: tuple[Any, ...]) -> tuple[Tensor, Any]:
+        """One step: (loss, the loss function's other outputs), the state written back."""
+        program, args, held = self._inputs(batch, draw=True)
+        loss, outputs, new_params, new_others, new_arrays = program(*args)
+        pairs, others, states = held
+        opt = self.optimizer
         with no_grad():
-            for p, w in zip(params, new_params):
-                p._mutate("compiled step")[...] = w.data
+            for (p, _), w in zip(pairs, new_params):
+                p._mutate(self.what)[...] = w.data
             for t, v in zip(others, new_others):
                 if v is not None:
-                    t._mutate("compiled step")[...] = v.data
+                    t._mutate(self.what)[...] = v.data
             for (_, group), state, values in zip(pairs, states, new_arrays):
                 state["step"] += 1
                 state.update({name: v.data for name, v in zip(opt._buffers(group), values)})
-        return loss
+        return loss, outputs
+
+    def lower(self, *batch: Any) -> Any:
+        """The compiled entry (graph, program) a step on this batch runs; runs nothing."""
+        program, args, _ = self._inputs(batch, draw=False)
+        return program.lower(*args)
 
     def _dropout_specs(self, batch: tuple[Tensor, ...]) -> list[tuple[tuple[int, ...], Any,
                                                                        float]]:
         """Which masks (shape, dtype, p) the loss's Dropout layers need for this batch shape:
         learned by tracing the loss once (no numbers are computed, no statistics change)."""
-        import sorix
-
-        key = (tuple(m.training for m in self.model.modules()),
-               tuple((b.shape, b.dtype.name) for b in batch))
+        key = self._mask_key(batch)
         found = self._dropout.get(key)
         if found is None:
-            TRACED.dropout_shapes = found = []
-            try:
-                sorix.trace(lambda *b: self.loss_fn(*b), *batch)
-            finally:
-                TRACED.dropout_shapes = None
-                for m in self.model.modules():
-                    m.__dict__.pop("_traced_updates", None)
-            self._dropout[key] = found
+            found = self._dropout[key] = self._learn_masks(batch)
+        return found
+
+    def _mask_key(self, batch: tuple[Tensor, ...]) -> Any:
+        return (tuple(m.training for m in self.model.modules()),
+                tuple((b.shape, b.dtype.name) for b in batch))
+
+    def _learn_masks(self, batch: tuple[Tensor, ...]) -> list[tuple[tuple[int, ...], Any,
+                                                                     float]]:
+        import sorix
+
+        TRACED.dropout_shapes = found = []
+        try:
+            sorix.trace(lambda *b: self.loss_fn(*b), *batch)
+        finally:
+            TRACED.dropout_shapes = None
+            for m in self.model.modules():
+                m.__dict__.pop("_traced_updates", None)
         return found
 
     # the traced side, once per program and signature -----------------------------------------
@@ -143,7 +184,7 @@ class CompiledStep:
                   ) -> Callable[..., Any]:
         import sorix
 
-        opt, model, loss_fn = self.optimizer, self.model, self.loss_fn
+        opt, model = self.optimizer, self.model
         param_ids = [id(p) for p, _ in pairs]
         other_ids = [id(t) for t in others]
         groups = [g for _, g in pairs]
@@ -158,22 +199,19 @@ class CompiledStep:
                 m.__dict__.pop("_traced_updates", None)
             try:
                 with model._substituted(replacements):
-                    loss = loss_fn(*b)
+                    loss, outputs = self._loss_and_outputs(*b)
                     updated = list(os_)
                     for m in model.modules():
                         for name, value in m.__dict__.pop("_traced_updates", ()):
                             updated[position[id(getattr(m, name))]] = value
             finally:
                 TRACED.dropout_masks = None
-            if not isinstance(loss, Tensor) or loss.numel() != 1:
-                raise SorixValueError(at_user_line(
-                    "compile_step: loss_fn must return a scalar tensor"))
-            return loss.reshape(()), updated
+            return loss, (outputs, updated)
 
         def step(ps: list[Tensor], os_: list[Tensor], arrays: list[list[Tensor]],
                  scalars: list[list[Tensor]], ms: list[Tensor], *b: Tensor) -> Any:
-            (loss, updated), grads = sorix.value_and_grad(loss_and_updates, has_aux=True)(
-                ps, os_, ms, *b)
+            (loss, (outputs, updated)), grads = sorix.value_and_grad(
+                loss_and_updates, has_aux=True)(ps, os_, ms, *b)
             new_params, new_arrays = [], []
             for w, g, group, state, numbers in zip(ps, grads, groups, arrays, scalars):
                 names = opt._buffers(group)
@@ -182,7 +220,7 @@ class CompiledStep:
                                              group, dict(zip(keys, numbers)))
                 new_params.append(new_w)
                 new_arrays.append([new_state[name] for name in names])
-            return loss, new_params, updated, new_arrays
+            return loss, outputs, new_params, updated, new_arrays
 
         return step
 

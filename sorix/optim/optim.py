@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sorix import step_probe
 from sorix.device import to_host
 from sorix.errors import SorixTypeError, SorixValueError, at_user_line
 from sorix.tensor import Tensor, enable_grad, no_grad
@@ -85,7 +86,10 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Zero the gradients, as the original Sorix does (a parameter without one gets one);
         `set_to_none=True` sets them to None instead, as PyTorch 2 does, which saves the zeros.
-        The zeros are new arrays: a gradient may be a read-only view of another tensor's."""
+        The zeros are new arrays: a gradient may be a read-only view of another tensor's.
+        Traced by `sorix.jit`, it only marks a training step (`sorix.step_probe`)."""
+        if step_probe.zero_grad(self):
+            return
         for group in self.param_groups:
             for p in group["params"]:
                 p.grad = None if set_to_none else Tensor._wrap(p.device.xp.zeros_like(p.data),
@@ -93,7 +97,10 @@ class Optimizer:
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter once; `closure` (re-evaluating the loss, with backward) is
-        called first with grad enabled and its value returned."""
+        called first with grad enabled and its value returned. Traced by `sorix.jit`, it
+        is recorded, and the compiled step updates (`sorix.step_probe`)."""
+        if step_probe.step(self, closure):
+            return None
         loss = None
         if closure is not None:
             with enable_grad():
