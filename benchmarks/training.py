@@ -1,6 +1,10 @@
 """The training benchmark of issue 13: the original Sorix's MNIST MLP, sorix eager and
 compiled against PyTorch eager (CPU), time per epoch and final accuracy.
 
+Sorix runs three ways: eager; `compile_step` (an explicit loss function, model and
+optimizer); and "jit step", the usual-style loop body (zero_grad, forward, backward, step)
+wrapped in `sorix.jit`.
+
     python -m benchmarks.training                      # 60,000 x 784 synthetic rows, 1 epoch
     python -m benchmarks.training --rows 10000 --epochs 2
     PYTHONPATH=/path/to/torch python -m benchmarks.training   # with PyTorch as the peer
@@ -52,28 +56,35 @@ def batches(rows: int, epoch: int) -> list[np.ndarray]:
 
 
 class SorixTrainer:
-    def __init__(self, compiled: bool, tier: str = "numpy") -> None:
+    """`how`: "eager", "compile_step" or "jit" (the eager step function under sorix.jit)."""
+
+    def __init__(self, how: str, tier: str = "numpy") -> None:
+        import sorix
         from sorix import nn, optim
 
         self.model = sorix_model(1)
         self.opt = optim.RMSprop(self.model.parameters(), lr=1e-3)
         self.criterion = nn.CrossEntropyLoss()
-        self.step = optim.compile_step(lambda xb, yb: self.criterion(self.model(xb), yb),
-                                       self.model, self.opt, tier=tier) if compiled else None
+        self.step = self.eager_step
+        if how == "compile_step":
+            self.step = optim.compile_step(lambda xb, yb: self.criterion(self.model(xb), yb),
+                                           self.model, self.opt, tier=tier)
+        elif how == "jit":
+            self.step = sorix.jit(self.eager_step, tier=tier)
+
+    def eager_step(self, xb: Any, yb: Any) -> Any:
+        self.opt.zero_grad()
+        loss = self.criterion(self.model(xb), yb)
+        loss.backward()
+        self.opt.step()
+        return loss
 
     def epoch(self, X: np.ndarray, y: np.ndarray, epoch: int) -> None:
         import sorix
 
-        model, opt, criterion, step = self.model, self.opt, self.criterion, self.step
+        step = self.step
         for index in batches(len(X), epoch):
-            xb, yb = sorix.tensor(X[index]), sorix.tensor(y[index])
-            if step is not None:
-                step(xb, yb)
-                continue
-            opt.zero_grad()
-            loss = criterion(model(xb), yb)
-            loss.backward()
-            opt.step()
+            step(sorix.tensor(X[index]), sorix.tensor(y[index]))
 
     def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
         import sorix
@@ -132,8 +143,9 @@ def main() -> None:
         trainers["torch eager"] = TorchTrainer()
     except ImportError:
         print("PyTorch not installed: no peer")
-    trainers["sorix eager"] = SorixTrainer(compiled=False)
-    trainers["sorix compiled"] = SorixTrainer(compiled=True)
+    trainers["sorix eager"] = SorixTrainer("eager")
+    trainers["sorix compile_step"] = SorixTrainer("compile_step")
+    trainers["sorix jit step"] = SorixTrainer("jit")
     # Epochs run round-robin in a shuffled order, so a change in the machine's load falls on
     # every implementation alike; ratios are taken per round.
     times: dict[str, list[float]] = {name: [] for name in trainers}
@@ -144,16 +156,19 @@ def main() -> None:
             start = time.perf_counter()
             trainers[name].epoch(X, y, epoch)
             times[name].append(time.perf_counter() - start)
-    base = times.get("torch eager")
+    base, eager = times.get("torch eager"), times["sorix eager"]
     print(f"{args.rows} rows x 784, batch {BATCH}, {args.epochs} epochs round-robin, float32, "
           f"1 BLAS thread")
-    print("| | s / epoch (median) | first epoch | vs torch (median of rounds) | accuracy |")
-    print("|---|---|---|---|---|")
+    print("| | s / epoch (median) | first epoch | vs torch | vs sorix eager | accuracy |")
+    print("|---|---|---|---|---|---|")
+
+    def ratio(t: list[float], to: list[float] | None) -> str:  # the median of the rounds'
+        return f"{np.median([a / b for a, b in zip(t, to)]):.2f}" if to else "-"
+
     for name, trainer in trainers.items():
         t = times[name]
-        ratio = (f"{np.median([a / b for a, b in zip(t, base)]):.2f}" if base else "-")
-        print(f"| {name} | {np.median(t):.2f} | {t[0]:.2f} | {ratio} | "
-              f"{trainer.accuracy(X, y):.3f} |")
+        print(f"| {name} | {np.median(t):.2f} | {t[0]:.2f} | {ratio(t, base)} | "
+              f"{ratio(t, eager)} | {trainer.accuracy(X, y):.3f} |")
 
 
 if __name__ == "__main__":

@@ -115,18 +115,21 @@ class CompiledStep:
         # the optimizer's arrays go in as they are: the program only reads its arguments
         arrays = [[_wrap(state[name], p.device) for name in opt._buffers(group)]
                   for (p, group), state in zip(pairs, states)]
+        modes = tuple(m.training for m in self.model.modules())
         draws = (np.random.random_sample if draw else np.zeros)
         masks = [_wrap(((draws(shape) >= p) / (1.0 - p)).astype(dtype))
-                 for shape, dtype, p in self._dropout_specs(batch)]
+                 for shape, dtype, p in self._dropout_specs(batch, modes)]
 
-        key = (tuple(m.training for m in self.model.modules()),
-               tuple(_config(g) for g in opt.param_groups), len(params), len(others))
+        key = (modes, tuple(_config(g) for g in opt.param_groups), len(params), len(others),
+               len(masks))
         program = self._programs.get(key)
         if program is None:
-            program = self._programs[key] = sorix.jit(self._symbolic(pairs, others),
-                                                     tier=self.tier)
-        args = ([p.detach() for p in params], [t.detach() for t in others], arrays, scalars,
-                masks, *batch)
+            program = self._programs[key] = sorix.jit(
+                self._symbolic(pairs, others, len(masks)), tier=self.tier)
+        # one flat list of tensors: the program's arguments are found by their shapes alone
+        args = (*[p.detach() for p in params], *[t.detach() for t in others],
+                *[a for group in arrays for a in group], *[s for ss in scalars for s in ss],
+                *masks, *batch)
         return program, args, (pairs, others, states)
 
     def _run(self, batch: tuple[Any, ...]) -> tuple[Tensor, Any]:
@@ -138,9 +141,8 @@ class CompiledStep:
         with no_grad():
             for (p, _), w in zip(pairs, new_params):
                 p._mutate(self.what)[...] = w.data
-            for t, v in zip(others, new_others):
-                if v is not None:
-                    t._mutate(self.what)[...] = v.data
+            for i, v in new_others.items():
+                others[i]._mutate(self.what)[...] = v.data
             for (_, group), state, values in zip(pairs, states, new_arrays):
                 state["step"] += 1
                 state.update({name: v.data for name, v in zip(opt._buffers(group), values)})
@@ -151,19 +153,16 @@ class CompiledStep:
         program, args, _ = self._inputs(batch, draw=False)
         return program.lower(*args)
 
-    def _dropout_specs(self, batch: tuple[Tensor, ...]) -> list[tuple[tuple[int, ...], Any,
-                                                                       float]]:
-        """Which masks (shape, dtype, p) the loss's Dropout layers need for this batch shape:
-        learned by tracing the loss once (no numbers are computed, no statistics change)."""
-        key = self._mask_key(batch)
+    def _dropout_specs(self, batch: tuple[Tensor, ...], modes: tuple[bool, ...]
+                       ) -> list[tuple[tuple[int, ...], Any, float]]:
+        """Which masks (shape, dtype, p) the loss's Dropout layers need for this batch shape
+        in these modes: learned by tracing the loss once (no numbers are computed, no
+        statistics change)."""
+        key = dropout_key(modes, batch)
         found = self._dropout.get(key)
         if found is None:
             found = self._dropout[key] = self._learn_masks(batch)
         return found
-
-    def _mask_key(self, batch: tuple[Tensor, ...]) -> Any:
-        return (tuple(m.training for m in self.model.modules()),
-                tuple((b.shape, b.dtype.name) for b in batch))
 
     def _learn_masks(self, batch: tuple[Tensor, ...]) -> list[tuple[tuple[int, ...], Any,
                                                                      float]]:
@@ -180,8 +179,8 @@ class CompiledStep:
 
     # the traced side, once per program and signature -----------------------------------------
 
-    def _symbolic(self, pairs: list[tuple[Tensor, dict[str, Any]]], others: list[Tensor]
-                  ) -> Callable[..., Any]:
+    def _symbolic(self, pairs: list[tuple[Tensor, dict[str, Any]]], others: list[Tensor],
+                  n_masks: int) -> Callable[..., Any]:
         import sorix
 
         opt, model = self.optimizer, self.model
@@ -200,7 +199,7 @@ class CompiledStep:
             try:
                 with model._substituted(replacements):
                     loss, outputs = self._loss_and_outputs(*b)
-                    updated = list(os_)
+                    updated = {}  # only the buffers that change (BatchNorm's statistics)
                     for m in model.modules():
                         for name, value in m.__dict__.pop("_traced_updates", ()):
                             updated[position[id(getattr(m, name))]] = value
@@ -208,8 +207,20 @@ class CompiledStep:
                 TRACED.dropout_masks = None
             return loss, (outputs, updated)
 
-        def step(ps: list[Tensor], os_: list[Tensor], arrays: list[list[Tensor]],
-                 scalars: list[list[Tensor]], ms: list[Tensor], *b: Tensor) -> Any:
+        buffers = [len(opt._buffers(g)) for g in groups]
+        counts = [len(opt._scalars(g, 1)) for g in groups]
+
+        def step(*flat: Tensor) -> Any:
+            ps, at = list(flat[:len(pairs)]), len(pairs)
+            os_, at = list(flat[at:at + len(others)]), at + len(others)
+            arrays, scalars = [], []
+            for count in buffers:
+                arrays.append(list(flat[at:at + count]))
+                at += count
+            for count in counts:
+                scalars.append(list(flat[at:at + count]))
+                at += count
+            ms, b = list(flat[at:at + n_masks]), flat[at + n_masks:]
             (loss, (outputs, updated)), grads = sorix.value_and_grad(
                 loss_and_updates, has_aux=True)(ps, os_, ms, *b)
             new_params, new_arrays = [], []
@@ -226,6 +237,11 @@ class CompiledStep:
 
 
 _wrap = Tensor._wrap  # a tensor around an array, without the copy `sorix.tensor` makes
+
+
+def dropout_key(modes: tuple[bool, ...], batch: tuple[Tensor, ...]) -> Any:
+    """What decides the Dropout masks a step needs: the modules' modes and the batch shapes."""
+    return (modes, tuple((b.shape, b.dtype.name) for b in batch))
 
 
 def _config(group: dict[str, Any]) -> Any:

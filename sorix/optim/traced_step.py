@@ -37,7 +37,7 @@ from sorix import step_probe
 from sorix.device import device_of_array
 from sorix.errors import SorixTypeError, SorixValueError, at_user_line
 from sorix.nn.net import ModuleList
-from sorix.optim.compiled import CompiledStep
+from sorix.optim.compiled import CompiledStep, dropout_key
 from sorix.optim.optim import Optimizer
 from sorix.tensor import Tensor
 from sorix.tracing import flatten, trace_tree, unflatten
@@ -140,7 +140,8 @@ def step_entry(transformed: Any, probe: step_probe.Probe, args: tuple[Any, ...],
     leaves = [leaf for i, a in enumerate(args) if i not in transformed.static_argnums
               for leaf in flatten(a)[0]]
     batch = tuple(b.detach() if isinstance(b, Tensor) else Tensor(b) for b in leaves)
-    step._dropout[step._mask_key(batch)] = probe.dropout  # what the probe saw, for now
+    modes = tuple(m.training for m in step.model.modules())
+    step._dropout[dropout_key(modes, batch)] = probe.dropout  # what the probe saw
     inner = step.lower(*leaves)
     entry = _Entry(_Program(step), step.out_spec, inner.graph)
     entry.promote_at = -1  # the step program is a jit function of its own, tiered there
