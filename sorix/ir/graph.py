@@ -111,12 +111,27 @@ class GraphBuilder:
     def add(self, op: str, args: Iterable[int], attrs: Attrs, shape: tuple[int, ...],
             dtype: str) -> int:
         args = tuple(args)
-        if OPS[op].commutative and self.intern:
+        if self.intern and OPS[op].commutative:
             args = tuple(sorted(args))
+        shape = tuple(shape)
         # The key includes the result type: pow(x, 2) and pow(x, 2.0) have equal attributes
         # (2 == 2.0) but may differ in dtype.
-        return self._append(Node(op, args, attrs, tuple(shape), dtype),
-                            (op, args, attrs, dtype, tuple(shape)))
+        return self._append(Node(op, args, attrs, shape, dtype),
+                            (op, args, attrs, dtype, shape) if self.intern else None)
+
+    def add_record(self, node: Node) -> int:
+        """`node` itself, an op node or a constant whose arguments are already ids of this
+        builder: how a rebuild copies a node without making a new record. Interning still
+        applies (a commutative op's arguments are sorted, an equal node is found)."""
+        if node.value is not None:
+            return self.const(node.value, node.exact) if self.intern else self._append(node)
+        if not self.intern:
+            return self._append(node)
+        if OPS[node.op].commutative:
+            args = tuple(sorted(node.args))
+            if args != node.args:
+                return self.add(node.op, args, node.attrs, node.shape, node.dtype)
+        return self._append(node, (node.op, node.args, node.attrs, node.dtype, node.shape))
 
     def input(self, name: str, shape: tuple[int, ...], dtype: str) -> int:
         nid = self._append(Node("input", (), (("name", name),), tuple(shape), dtype))
@@ -127,7 +142,9 @@ class GraphBuilder:
         """A constant node; `exact` is the number it stands for where its float alone does not
         say (see `sorix.ir.exact`; a whole number, 1/3 or pi is read off the float itself)."""
         value = np.asarray(value)
-        if value.size <= INTERN_CONSTANT_SIZE:
+        if not self.intern:
+            key = None
+        elif value.size <= INTERN_CONSTANT_SIZE:
             key = ("const", value.dtype.str, value.shape, value.tobytes(), exact)
         else:
             key = ("const", id(value))

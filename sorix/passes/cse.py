@@ -14,20 +14,19 @@ maps onto it; constants are interned by value.
 from __future__ import annotations
 
 from sorix.ir.graph import Graph
-from sorix.ir.printing import canonical_names, format_node
 from sorix.passes.rebuild import Change, Rebuild
 
 
 def eliminate_common_subexpressions(graph: Graph) -> Graph:
     rebuild = Rebuild(graph, intern=True)
-    names = canonical_names(graph)
+    built = rebuild.builder.nodes
     first: dict[int, int] = {}
     for nid in graph.order():
         node = graph.nodes[nid]
-        count = len(rebuild.builder.nodes)
+        count = len(built)
         new = rebuild.copy(nid, node)
-        if len(rebuild.builder.nodes) == count and not node.is_input:
-            rebuild.changes.append(Change("merged", f"{names[nid]} = {format_node(node, names)}",
-                                          into=names[first[new]]))
+        if len(built) == count and not node.is_input:
+            rebuild.changes.append(Change("merged", rebuild.old_text(nid),
+                                          into=rebuild.old_names()[first[new]]))
         first.setdefault(new, nid)
     return rebuild.finish()

@@ -9,22 +9,21 @@
 from __future__ import annotations
 
 from sorix.ir.graph import Graph
-from sorix.ir.printing import canonical_names, format_node
 from sorix.passes.rebuild import Change, Rebuild
 
 
 def eliminate_dead_code(graph: Graph) -> Graph:
-    live = set(graph.outputs)
-    for nid in reversed(graph.order()):
+    order = graph.order()
+    live = set(graph.outputs) | set(graph.inputs)
+    for nid in reversed(order):
         if nid in live:
             live.update(graph.nodes[nid].args)
+    if len(live) == len(graph.nodes):  # nothing to remove: the same nodes, no results
+        return graph.with_results()
     rebuild = Rebuild(graph)
-    names = canonical_names(graph)
-    for nid in graph.order():
-        node = graph.nodes[nid]
-        if nid in live or node.is_input:
-            rebuild.copy(nid, node)
+    for nid in order:
+        if nid in live:
+            rebuild.copy(nid, graph.nodes[nid])
         else:
-            rebuild.changes.append(Change("removed", f"{names[nid]} = "
-                                          f"{format_node(node, names)}"))
+            rebuild.changes.append(Change("removed", rebuild.old_text(nid)))
     return rebuild.finish()

@@ -25,7 +25,6 @@ import numpy as np
 from sorix.ir.exact import check, exact_value, from_sympy, recognize
 from sorix.ir.graph import Graph
 from sorix.ir.ops import OPS
-from sorix.ir.printing import canonical_names, format_node
 from sorix.passes.rebuild import Change, Rebuild
 
 #: Results with more elements than this are folded only when no argument is smaller.
@@ -34,15 +33,21 @@ FOLD_SIZE_LIMIT = 1024
 
 def fold_constants(graph: Graph) -> Graph:
     rebuild = Rebuild(graph)
-    names = canonical_names(graph)
+    mapping = rebuild.mapping
+    constant: set[int] = set()  # the new graph's constants: only their users may fold
     for nid in graph.order():
         node = graph.nodes[nid]
-        folded = _fold(rebuild, node) if node.args else None
+        args = node.args
+        folded = (_fold(rebuild, node)
+                  if args and all(mapping[a] in constant for a in args) else None)
         if folded is None:
-            rebuild.copy(nid, node)
+            new = rebuild.copy(nid, node)
+            if node.value is not None:
+                constant.add(new)
             continue
-        rebuild.mapping[nid] = rebuild.builder.const(folded, _exact(rebuild, node, folded))
-        rebuild.changes.append(Change("folded", f"{names[nid]} = {format_node(node, names)}",
+        new = mapping[nid] = rebuild.builder.const(folded, _exact(rebuild, node, folded))
+        constant.add(new)
+        rebuild.changes.append(Change("folded", rebuild.old_text(nid),
                                       into=f"const({format_node_value(folded)})"))
     return rebuild.finish()
 

@@ -18,10 +18,8 @@ only inside are never materialized at full size.
 
 from __future__ import annotations
 
+import heapq
 import math
-from typing import Any
-
-import networkx as nx
 
 from sorix.ir.graph import Graph, freeze_attrs
 from sorix.ir.ops import OPS
@@ -31,89 +29,130 @@ from sorix.passes.rebuild import Change, Rebuild
 FUSE_MIN_SIZE = 65_536
 
 
-def _clusters(graph: Graph) -> dict[int, int]:
-    """node id -> cluster id, for the fusible nodes (elementwise, at least FUSE_MIN_SIZE).
+class _Clusters:
+    """Union-find over the fusible nodes, with each cluster's members and the users of every
+    node: what the cycle check walks, in place of a graph of units rebuilt per merge."""
 
-    Producer and consumer of one shape are merged unless the merged kernel would have to wait
-    for a value computed from its own output (see `_would_cycle`).
-    """
-    parent: dict[int, int] = {}
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.parent: dict[int, int] = {}
+        self.members: dict[int, list[int]] = {}
+        self.users: dict[int, list[int]] = {nid: [] for nid in graph.nodes}
+        for nid in graph.order():
+            node = graph.nodes[nid]
+            for a in node.args:
+                self.users[a].append(nid)
+            op = OPS.get(node.op)
+            if op is not None and op.elementwise and math.prod(node.shape) >= FUSE_MIN_SIZE:
+                self.parent[nid] = nid
+                self.members[nid] = [nid]
 
-    def find(n: int) -> int:
+    def find(self, n: int) -> int:
+        parent = self.parent
         while parent[n] != n:
             parent[n] = parent[parent[n]]
             n = parent[n]
         return n
 
-    for nid in graph.order():
-        node = graph.nodes[nid]
-        op = OPS.get(node.op)
-        if op is not None and op.elementwise and math.prod(node.shape) >= FUSE_MIN_SIZE:
-            parent[nid] = nid
-    for nid in list(parent):
-        for a in graph.nodes[nid].args:
-            if a not in parent or graph.nodes[a].shape != graph.nodes[nid].shape:
+    def union(self, a: int, b: int) -> None:
+        """Merge cluster `b` into cluster `a` (roots; `a`'s id names the merged cluster)."""
+        self.parent[b] = a
+        self.members[a] += self.members.pop(b)
+
+    def would_cycle(self, a: int, b: int) -> bool:
+        """Whether merging clusters `a` and `b` would make the graph of units (clusters and
+        the other nodes) cyclic: a path leaves one of them and reaches the other through a
+        third unit, which would then have to run both before and after the merged kernel."""
+        return self._reaches(a, b) or self._reaches(b, a)
+
+    def _reaches(self, source: int, target: int) -> bool:
+        """A path from cluster `source` to cluster `target` through some other unit. Ids
+        increase along edges, so the walk never passes the last member of `target`; reaching
+        a member of a third cluster continues from all of that cluster's members."""
+        limit = max(self.members[target])
+        ends = {source, target}
+        seen: set[int] = set()
+        stack = [u for m in self.members[source] for u in self.users[m]
+                 if u <= limit and self._root(u) not in ends]
+        while stack:
+            n = stack.pop()
+            if n in seen:
                 continue
-            source, target = find(a), find(nid)
-            if source != target and not _would_cycle(graph, parent, find, source, target):
-                parent[target] = source
-    return {nid: find(nid) for nid in parent}
-
-
-def _would_cycle(graph: Graph, parent: dict[int, int], find: Any, a: int, b: int) -> bool:
-    """Whether merging clusters `a` and `b` would make the graph of units (clusters and the
-    other nodes) cyclic: a path leaves one of them and reaches the other through a third
-    unit, which would then have to run both before and after the merged kernel."""
-    def unit(n: int) -> Any:
-        return find(n) if n in parent else ("node", n)
-
-    units = nx.DiGraph()
-    for nid in graph.order():
-        for arg in graph.nodes[nid].args:
-            u, v = unit(arg), unit(nid)
-            if u != v:
-                units.add_edge(u, v)
-    for source, target in ((a, b), (b, a)):
-        if source in units and target in units:
-            indirect = units.copy()
-            if indirect.has_edge(source, target):
-                indirect.remove_edge(source, target)
-            if nx.has_path(indirect, source, target):
+            seen.add(n)
+            root = self._root(n)
+            if root == target:
                 return True
-    return False
+            starts = [n] if root is None or root == source else self.members[root]
+            for m in starts:
+                seen.add(m)
+                stack.extend(u for u in self.users[m] if u <= limit and u not in seen)
+        return False
+
+    def _root(self, n: int) -> int | None:
+        return self.find(n) if n in self.parent else None
+
+
+def _clusters(graph: Graph) -> tuple[dict[int, int], dict[int, list[int]]]:
+    """(node id -> cluster id for the fusible nodes, node id -> users).
+
+    Fusible: elementwise, at least FUSE_MIN_SIZE elements. Producer and consumer of one shape
+    are merged unless the merged kernel would have to wait for a value computed from its own
+    output (see `_Clusters.would_cycle`)."""
+    clusters = _Clusters(graph)
+    nodes = graph.nodes
+    for nid in list(clusters.parent):
+        for a in nodes[nid].args:
+            if a not in clusters.parent or nodes[a].shape != nodes[nid].shape:
+                continue
+            source, target = clusters.find(a), clusters.find(nid)
+            if source != target and not clusters.would_cycle(source, target):
+                clusters.union(source, target)
+    return {nid: clusters.find(nid) for nid in clusters.parent}, clusters.users
 
 
 def fuse(graph: Graph) -> Graph:
-    cluster = _clusters(graph)
+    cluster, users = _clusters(graph)
     members: dict[int, list[int]] = {}
     for nid, cid in cluster.items():
         members.setdefault(cid, []).append(nid)
-    fused = {cid: nodes for cid, nodes in members.items() if len(nodes) >= 2}
-    users: dict[int, set[int]] = {nid: set() for nid in graph.nodes}
-    for nid in graph.order():
-        for a in graph.nodes[nid].args:
-            users[a].add(nid)
+    fused = {cid: sorted(nodes) for cid, nodes in members.items() if len(nodes) >= 2}
+    if not fused:  # nothing to fuse: the same nodes, no results (no graph of units built)
+        return graph.with_results()
 
     def unit(nid: int) -> tuple[str, int]:
         cid = cluster.get(nid)
         return ("cluster", cid) if cid in fused else ("node", nid)
 
-    # Each cluster becomes one unit; _would_cycle kept the units acyclic.
-    units = nx.DiGraph()
-    units.add_nodes_from(unit(nid) for nid in graph.order())
-    units.add_edges_from((unit(a), unit(nid)) for nid in graph.order()
-                         for a in graph.nodes[nid].args if unit(a) != unit(nid))
+    # Each cluster becomes one unit (the cycle check kept the units acyclic), emitted in the
+    # lexicographically smallest topological order of (kind, id): Kahn's algorithm on a heap.
+    waiting: dict[tuple[str, int], int] = {}
+    after: dict[tuple[str, int], set[tuple[str, int]]] = {}
+    for nid in graph.order():
+        here = unit(nid)
+        waiting.setdefault(here, 0)
+        for a in graph.nodes[nid].args:
+            there = unit(a)
+            if there != here and here not in after.setdefault(there, set()):
+                after[there].add(here)
+                waiting[here] += 1
+    ready = [u for u, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
     rebuild = Rebuild(graph)
-    for kind, key in nx.lexicographical_topological_sort(units):
+    while ready:
+        kind, key = heapq.heappop(ready)
         if kind == "node":
             rebuild.copy(key, graph.nodes[key])
         else:
             _emit_cluster(graph, rebuild, fused[key], users)
+        for later in after.get((kind, key), ()):
+            waiting[later] -= 1
+            if waiting[later] == 0:
+                heapq.heappush(ready, later)
     return rebuild.finish()
 
 
 def _emit_cluster(graph: Graph, rebuild: Rebuild, nodes: list[int],
-                  users: dict[int, set[int]]) -> None:
+                  users: dict[int, list[int]]) -> None:
     inside = set(nodes)
     inputs: list[int] = []
     position: dict[int, int] = {}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sorix.ir.graph import Graph, GraphBuilder, Node
+from sorix.ir.printing import canonical_names, format_node
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Rebuild:
     builder: GraphBuilder = field(init=False)
     mapping: dict[int, int] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
+    _names: dict[int, str] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.builder = GraphBuilder(intern=self.intern)
@@ -52,17 +54,31 @@ class Rebuild:
 
     def copy(self, nid: int, node: Node) -> int:
         """Add `node` (an old record) with its arguments mapped into the new graph."""
-        if nid in self.mapping:
-            return self.mapping[nid]
-        if node.is_input:
+        mapping = self.mapping
+        if nid in mapping:
+            return mapping[nid]
+        if node.op == "input":
             new = self.builder.input(node.params["name"], node.shape, node.dtype)
-        elif node.is_constant:
-            new = self.builder.const(node.value, node.exact)
         else:
-            new = self.builder.add(node.op, [self.mapping[a] for a in node.args], node.attrs,
-                                   node.shape, node.dtype)
-        self.mapping[nid] = new
+            args = tuple([mapping[a] for a in node.args])
+            if args == node.args:  # the same arguments: the record itself (no new one)
+                new = self.builder.add_record(node)
+            else:
+                new = self.builder.add(node.op, args, node.attrs, node.shape, node.dtype)
+        mapping[nid] = new
         return new
+
+    def old_text(self, nid: int) -> str:
+        """Old node `nid` as IR text (`%3 = sin(%1) : float64[]`), for a `Change`. The old
+        graph is numbered at the first change: a pass that changes nothing never numbers it."""
+        names = self.old_names()
+        return f"{names[nid]} = {format_node(self.old.nodes[nid], names)}"
+
+    def old_names(self) -> dict[int, str]:
+        """The old graph's canonical names (`%0`, `%1`, ...), made once, when first asked."""
+        if self._names is None:
+            self._names = canonical_names(self.old)
+        return self._names
 
     def add(self, op: str, args: list[int], attrs: Any, shape: tuple[int, ...],
             dtype: str) -> int:
@@ -74,10 +90,13 @@ class Rebuild:
         Nodes that stand for old ones are kept even when dead (removing those is
         eliminate_dead_code's job, and its report says so)."""
         outputs = [self.mapping[o] for o in self.old.outputs]
+        built = self.builder.nodes
         live = set(outputs) | set(self.mapping.values()) | set(self.builder.inputs)
-        for nid in sorted(self.builder.nodes, reverse=True):
-            if nid in live:
-                live.update(self.builder.nodes[nid].args)
-        nodes = {nid: n for nid, n in self.builder.nodes.items() if nid in live}
+        if len(live) < len(built):  # a rule built nodes no old one stands for
+            for nid in sorted(built, reverse=True):
+                if nid in live:
+                    live.update(built[nid].args)
+        nodes = built if len(live) == len(built) else {
+            nid: n for nid, n in built.items() if nid in live}
         return Graph(nodes, self.builder.inputs, outputs).with_results(
             changes=tuple(self.changes))
