@@ -6,6 +6,12 @@ masks of a few jit steps equal the eager ones to rounding; nothing real changes 
 step is traced; what cannot be compiled is a clear error. tier="numpy": no native compiles.
 """
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -296,3 +302,16 @@ def test_backward_with_a_gradient_and_model_zero_grad():
     jitted = [jit_step(X, Y).item() for _ in range(2)]
     eager = [eager_step(sorix.tensor(X), sorix.tensor(Y)).item() for _ in range(2)]
     np.testing.assert_allclose(jitted, eager, rtol=1e-12)
+
+
+def test_the_readme_jit_step_prints_what_the_readme_shows(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("### Compiled training"):]
+    blocks = re.findall(r"```(\w*)\n(.*?)```", section, re.S)
+    code, shown = blocks[0][1], blocks[1][1]
+    (tmp_path / "step.py").write_text(code)
+    env = dict(os.environ, PYTHONPATH=str(root))
+    result = subprocess.run([sys.executable, "step.py"], cwd=tmp_path, capture_output=True,
+                            text=True, env=env, check=True)
+    assert result.stdout == shown
