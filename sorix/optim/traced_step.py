@@ -33,7 +33,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sorix import step_probe
+import numpy as np
+
+from sorix import step_probe, tiers
+from sorix.backends.runtime import program_error
 from sorix.device import device_of_array
 from sorix.errors import SorixTypeError, SorixValueError, at_user_line
 from sorix.nn.net import ModuleList
@@ -145,5 +148,34 @@ def step_entry(transformed: Any, probe: step_probe.Probe, args: tuple[Any, ...],
     inner = step.lower(*leaves)
     entry = _Entry(_Program(step), step.out_spec, inner.graph)
     entry.promote_at = -1  # the step program is a jit function of its own, tiered there
+    miss = getattr(tiers, "MISS", None)
+    if miss is not None:  # the entry's own hot path checks the batch, not the inner graph
+        plain = not kwargs and not transformed.static_argnums and len(leaves) == len(args)
+        entry.call = _batch_caller(entry, batch, miss) if plain else (lambda args: miss)
     return entry
+
+
+def _batch_caller(entry: Any, batch: tuple[Tensor, ...], miss: Any) -> Callable[..., Any]:
+    """`entry.call` for a step of plain array arguments: `miss` unless each argument is an
+    ndarray (or a CPU Tensor holding one) of this batch's shape and dtype."""
+    expected = [(b.shape, b.data.dtype) for b in batch]
+    run, finish = entry.program.fn, entry.finish
+    ndarray = np.ndarray
+
+    def call(args: tuple[Any, ...]) -> Any:
+        if len(args) != len(expected):
+            return miss
+        arrays = []
+        for a, (shape, dtype) in zip(args, expected):
+            if a.__class__ is Tensor:
+                a = a.data
+            if a.__class__ is not ndarray or a.shape != shape or a.dtype != dtype:
+                return miss
+            arrays.append(a)
+        try:
+            return finish(run(*arrays))
+        except Exception as error:
+            raise program_error(entry.program, error) from None
+
+    return call
 
