@@ -103,6 +103,20 @@ def test_batchnorm_and_dropout_in_training_then_eval_mode():
     assert jit_step.trace_count == 1  # a mode is a program of the step, not a new signature
 
 
+def test_jit_and_eager_steps_mix_on_one_model():
+    eager_model, eager_opt = build(OPTIMIZERS["adam"], norm=True, dropout=0.3)
+    model, opt = build(OPTIMIZERS["adam"], norm=True, dropout=0.3)
+    x, y = sorix.tensor(X), sorix.tensor(Y)
+    np.random.seed(3)
+    eager_step = usual_step(eager_model, eager_opt)
+    eager = [eager_step(x, y).item() for _ in range(4)]
+    np.random.seed(3)
+    step = usual_step(model, opt)
+    jit_step = sorix.jit(step, tier="numpy")
+    mixed = [f(x, y).item() for f in (step, jit_step, step, jit_step)]
+    np.testing.assert_allclose(mixed, eager, rtol=1e-12)
+
+
 def test_state_is_updated_in_place_and_retraced_only_for_new_batch_shapes():
     model, opt = build(OPTIMIZERS["adam"], norm=True)
     tensors = [t for _, t in model._named_tensors()]
