@@ -6,11 +6,13 @@ eager `step()` there wrote NaN into the weights). Instead, while a jit function 
 innermost *recorder* of this thread notes them:
 
 - `Probe` (around every `sorix.jit` trace): the optimizer (`zero_grad`), the outermost modules
-  called on traced tensors (the model), the Dropout masks they need; `loss.backward()` then
-  ends the trace (a `StepFound`), and `Transformed._compile` builds a stateful training step
-  from what was seen (`sorix.optim.traced_step`);
+  called on traced tensors (the model), the Dropout masks they need; `loss.backward()` (or
+  `step()`, when `zero_grad()` comes last) then ends the trace (a `StepFound`), and
+  `Transformed._compile` builds a stateful training step from what was seen
+  (`sorix.optim.traced_step`);
 - `Inner` (while that step traces the function again, with the model's tensors substituted):
-  the loss `backward()` was called on, and that `step()` came after it.
+  the loss `backward()` was called on, and that zero_grad, backward and step came in an order
+  that compiles.
 
 Outside any recorder, `backward()` on a traced tensor is an error (there is nothing it could
 fill), and `zero_grad`/`step` act eagerly as always. A leaf module: `sorix.tensor`, `sorix.nn`
@@ -61,6 +63,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.optimizer: Any = None
         self.zeroed = False
+        self.loss: Any = None
         self.depth = 0
 
     def __enter__(self) -> _Recorder:
@@ -86,26 +89,25 @@ class _Recorder:
         self.zeroed = True
 
     def module_call(self, module: Any, args: Any, kwargs: dict[str, Any]) -> Any:
-        if self.depth == 0 and _traced_arg(args, kwargs):
-            self.called(module)
+        if self.depth == 0:
+            self.called(module, _traced_arg(args, kwargs))
         self.depth += 1
         try:
             return module.forward(*args, **kwargs)
         finally:
             self.depth -= 1
 
-    def called(self, module: Any) -> None:
-        """An outermost module called on traced tensors."""
+    def called(self, module: Any, traced: bool) -> None:
+        """An outermost module call (on traced tensors or not)."""
 
     def _loss(self, tensor: Any, gradient: Any) -> Any:
         """The scalar whose gradient the step takes: the tensor, or its dot with `gradient`."""
         from sorix.tensor import Tensor
 
-        if not self.zeroed:
+        if self.loss is not None:
             raise SorixValueError(at_user_line(
-                f"loss.backward() in {self.where} without optimizer.zero_grad() before it: "
-                f"accumulating gradients across calls is not compiled; call "
-                f"optimizer.zero_grad() (or model.zero_grad()) first in the step"))
+                f"a second backward() in {self.where}: one compiled step takes the gradient "
+                f"of one loss; add the losses and call backward() once"))
         if gradient is None:
             if tensor.numel() != 1:
                 raise SorixValueError(at_user_line(
@@ -122,14 +124,17 @@ class _Recorder:
 
 
 class Probe(_Recorder):
-    """Around a `sorix.jit` trace: finds out whether the function is a training step."""
+    """Around a `sorix.jit` trace: finds out whether the function is a training step.
+
+    The trace ends at `backward()` when `zero_grad()` came before it (the usual order), else
+    at `step()` (`backward(); step(); zero_grad()` is the other usual order, checked when the
+    step traces the function again)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.modules: list[Any] = []
         self.dropout: list[tuple[tuple[int, ...], Any, float]] = []
         self.found = False
-        self.loss: Any = None
 
     def __exit__(self, kind: Any, error: Any, tb: Any) -> bool:
         super().__exit__(kind, error, tb)
@@ -139,7 +144,13 @@ class Probe(_Recorder):
         if kind is StepFound:
             self.found = True
             return True
-        if kind is None and self.loss is None:
+        if kind is None:
+            if self.loss is not None:
+                raise SorixValueError(at_user_line(
+                    "loss.backward() in a sorix.jit function without optimizer.step() after "
+                    "it: a compiled function does not fill .grad; take gradients with "
+                    "sorix.grad, or write the whole step (zero_grad, forward, "
+                    "loss.backward(), optimizer.step()) in it"))
             if self.zeroed:
                 raise SorixValueError(at_user_line(
                     "zero_grad() in a sorix.jit function that calls no loss.backward(): a "
@@ -153,15 +164,14 @@ class Probe(_Recorder):
                     "call model.eval()"))
         return False
 
-    def called(self, module: Any) -> None:
-        if all(m is not module for m in self.modules):
+    def called(self, module: Any, traced: bool) -> None:
+        if traced and all(m is not module for m in self.modules):
             self.modules.append(module)
 
     def backward(self, tensor: Any, gradient: Any) -> None:
         self.loss = self._loss(tensor, gradient)
-        if self.optimizer is not None:
+        if self.zeroed and self.optimizer is not None:
             raise StepFound  # the rest is traced once, by the compiled step
-        # only model.zero_grad() so far: the optimizer is learned at its step()
 
     def step(self, optimizer: Any) -> None:
         if self.loss is None:
@@ -174,16 +184,22 @@ class Probe(_Recorder):
 
 class Inner(_Recorder):
     """While the compiled step traces the function on stand-ins for the model's tensors: the
-    loss and the order of backward and step."""
+    loss, and that zero_grad, backward and step came in an order that compiles (`check`)."""
 
     def __init__(self, optimizer: Any, where: str) -> None:
         super().__init__()
         self.optimizer = optimizer
         self.where = where
-        self.loss: Any = None
         self.stepped = False
 
-    def called(self, module: Any) -> None:
+    def zero_grad(self, optimizer: Any) -> None:
+        if self.loss is not None and not self.stepped:
+            raise SorixValueError(at_user_line(
+                f"zero_grad() between backward() and step() in {self.where}: the step would "
+                f"update with zero gradients"))
+        super().zero_grad(optimizer)
+
+    def called(self, module: Any, traced: bool) -> None:
         if self.stepped:
             raise SorixValueError(at_user_line(
                 f"{type(module).__name__} called after optimizer.step() in {self.where}: in "
@@ -191,10 +207,6 @@ class Inner(_Recorder):
                 f"compute it in the next step, or outside the step"))
 
     def backward(self, tensor: Any, gradient: Any) -> None:
-        if self.loss is not None:
-            raise SorixValueError(at_user_line(
-                f"a second backward() in {self.where}: one compiled step takes the gradient "
-                f"of one loss; add the losses and call backward() once"))
         self.loss = self._loss(tensor, gradient)
 
     def step(self, optimizer: Any) -> None:
@@ -203,6 +215,23 @@ class Inner(_Recorder):
             raise SorixValueError(at_user_line(
                 f"{type(optimizer).__name__}.step() before loss.backward() in {self.where}"))
         self.stepped = True
+
+    def check(self) -> None:
+        """After the function: it did backward and step, and zeroed the gradients before
+        the one or after the other (else eager calls would accumulate gradients)."""
+        if self.loss is None:
+            raise SorixValueError(at_user_line(
+                f"{self.where} did not call loss.backward() when traced again: a training "
+                f"step must differentiate and step in every mode"))
+        if not self.stepped:
+            raise SorixValueError(at_user_line(
+                f"{self.where} calls loss.backward() but no optimizer.step() after it: a "
+                f"compiled step does not fill .grad; take gradients with sorix.grad"))
+        if not self.zeroed:
+            raise SorixValueError(at_user_line(
+                f"{self.where} never calls zero_grad(): accumulating gradients across calls "
+                f"is not compiled; call optimizer.zero_grad() (or model.zero_grad()) before "
+                f"loss.backward() or after optimizer.step()"))
 
 
 # the hooks (called by Tensor.backward, Optimizer.zero_grad/step, Module.zero_grad) ---------

@@ -218,6 +218,23 @@ def test_a_step_that_cannot_be_compiled_is_an_error():
     with pytest.raises(SorixValueError, match="accumulating gradients across calls"):
         sorix.jit(no_zero_grad)(X, Y)
 
+    def no_step(x, y):
+        opt.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        return loss
+
+    with pytest.raises(SorixValueError, match="no optimizer.step"):
+        sorix.jit(no_step)(X, Y)
+
+    def zero_between(x, y):
+        criterion(model(x), y).backward()
+        opt.zero_grad()
+        opt.step()
+
+    with pytest.raises(SorixValueError, match="between backward"):
+        sorix.jit(zero_between)(X, Y)
+
     other = optim.SGD(model.parameters(), lr=0.1)
 
     def two_optimizers(x, y):
@@ -295,6 +312,25 @@ def test_an_optimizer_over_tensors_the_step_does_not_call_through_modules():
     with pytest.raises(SorixValueError, match="modules the step calls"):
         sorix.jit(step, tier="numpy")(X, Y)
     np.testing.assert_array_equal(stray.numpy(), np.ones(3))
+
+
+def test_zero_grad_after_step_is_the_other_usual_order():
+    eager_model, eager_opt = build(OPTIMIZERS["rmsprop"])
+    model, opt = build(OPTIMIZERS["rmsprop"])
+
+    def make(m, o):
+        def step(x, y):
+            loss = nn.CrossEntropyLoss()(m(x), y)
+            loss.backward()
+            o.step()
+            o.zero_grad()
+            return loss
+        return step
+
+    x, y = sorix.tensor(X), sorix.tensor(Y)
+    eager_step, jit_step = make(eager_model, eager_opt), sorix.jit(make(model, opt), tier="numpy")
+    eager = [eager_step(x, y).item() for _ in range(3)]
+    np.testing.assert_allclose([jit_step(x, y).item() for _ in range(3)], eager, rtol=1e-12)
 
 
 def test_backward_with_a_gradient_and_model_zero_grad():

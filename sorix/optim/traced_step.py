@@ -84,11 +84,7 @@ class JitStep(CompiledStep):
     def _loss_and_outputs(self, *batch: Tensor) -> tuple[Tensor, Any]:
         with step_probe.Inner(self.optimizer, self.what) as inner:
             outputs = self._call_fn(batch)
-        if inner.loss is None or not inner.stepped:
-            missing = "loss.backward()" if inner.loss is None else "optimizer.step()"
-            raise SorixTypeError(at_user_line(
-                f"{self.what} did not call {missing} when traced again: a training step "
-                f"must do the same in every mode"))
+        inner.check()
         leaves, self.out_spec = flatten(outputs)
         return inner.loss, leaves
 
