@@ -365,3 +365,30 @@ def test_the_readme_jit_step_prints_what_the_readme_shows(tmp_path):
     result = subprocess.run([sys.executable, "step.py"], cwd=tmp_path, capture_output=True,
                             text=True, env=env, check=True)
     assert result.stdout == shown
+
+
+def test_two_modules_and_a_penalty_on_a_parameter():
+    x, y = sorix.tensor(X), sorix.tensor(Y)
+    results = []
+    for jit in (False, True):
+        np.random.seed(0)
+        encoder = nn.Sequential(nn.Linear(4, 8, dtype="float64"),
+                                nn.BatchNorm1d(8, dtype="float64"), nn.ReLU())
+        head = nn.Linear(8, 3, dtype="float64")
+        opt = optim.Adam(encoder.parameters() + head.parameters(), lr=0.01)
+        criterion = nn.CrossEntropyLoss()
+
+        def step(x, y, encoder=encoder, head=head, opt=opt, criterion=criterion):
+            opt.zero_grad()
+            loss = criterion(head(encoder(x)), y) + 0.01 * (head.W ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+
+        run = sorix.jit(step, tier="numpy") if jit else step
+        losses = [run(x, y).item() for _ in range(3)]
+        results.append((losses, head.W.numpy().copy(), encoder[1].running_var.numpy().copy()))
+    (eager, w, var), (jitted, jit_w, jit_var) = results
+    np.testing.assert_allclose(jitted, eager, rtol=1e-12)
+    np.testing.assert_allclose(jit_w, w, rtol=1e-10)
+    np.testing.assert_allclose(jit_var, var, rtol=1e-10)

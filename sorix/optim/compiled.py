@@ -4,6 +4,9 @@
     for x, y in loader:
         loss = step(x, y)          # the eager loop's zero_grad/forward/backward/step, compiled
 
+`sorix.jit` of the usual step itself builds the same program (`sorix.optim.traced_step`, a
+`CompiledStep` whose loss is the tensor `backward()` was called on).
+
 The step is an ordinary `sorix.jit` function of explicit state: the parameters, the model's
 other tensors (buffers such as BatchNorm's running statistics, frozen weights), the
 optimizer's per-parameter arrays, the per-step numbers the update needs (learning rate, bias
@@ -22,7 +25,8 @@ shape by tracing the loss.
 
 A program is kept per training/eval mode of the model's modules and per optimizer
 configuration (everything but the learning rate is a constant of the program); the jit cache
-then keys on the shapes and dtypes of the batch.
+then keys on the shapes and dtypes of the batch. Its arguments are one flat list of tensors,
+so a call takes the jit's fast path (found by shapes alone).
 """
 
 from __future__ import annotations

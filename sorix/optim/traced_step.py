@@ -25,7 +25,9 @@ function applies at the next call. The parameters' `.grad` is not filled (it wou
 output per parameter): read gradients with `sorix.grad`, or run the step eagerly.
 
 The jit entry is not promoted by the tier machinery (`promote_at` stays -1): the program the
-step runs is itself a `sorix.jit` function, tiered on its own.
+step runs is itself a `sorix.jit` function, tiered on its own. The entry's `.graph` and
+`.source` are that program's for the modes it was first lowered in (after `model.eval()` the
+step runs another program, which `.graph` does not show).
 """
 
 from __future__ import annotations
