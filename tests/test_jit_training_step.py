@@ -392,3 +392,17 @@ def test_two_modules_and_a_penalty_on_a_parameter():
     np.testing.assert_allclose(jitted, eager, rtol=1e-12)
     np.testing.assert_allclose(jit_w, w, rtol=1e-10)
     np.testing.assert_allclose(jit_var, var, rtol=1e-10)
+
+
+def test_the_step_program_on_the_native_tier():
+    pytest.importorskip("numba")
+    eager_model, eager_opt = build(OPTIMIZERS["adam"], norm=True, dropout=0.3)
+    model, opt = build(OPTIMIZERS["adam"], norm=True, dropout=0.3)
+    x, y = sorix.tensor(X), sorix.tensor(Y)
+    np.random.seed(1)
+    eager_step = usual_step(eager_model, eager_opt)
+    eager = [eager_step(x, y).item() for _ in range(2)]
+    np.random.seed(1)
+    jit_step = sorix.jit(usual_step(model, opt), tier="native")
+    np.testing.assert_allclose([jit_step(x, y).item() for _ in range(2)], eager, rtol=1e-12)
+    np.testing.assert_allclose(model[0].W.numpy(), eager_model[0].W.numpy(), rtol=1e-10)
