@@ -67,6 +67,9 @@ TARGETS_FIRST_CALL_MS = 20.0
 TARGET_OVERHEAD_US = 2.0
 TARGET_D4_NODES = 60
 TARGET_EAGER = {"W1": 5.0, "W3": 1.2}
+#: Issue 10 item 5: what a native call costs above its kernel (signature check, dispatch,
+#: output buffers and wrapping), W1.
+TARGET_CALL_PATH_US = 0.5
 #: The native tier's targets (issue 10), steady state after promotion.
 TARGET_NATIVE = {"W1": 0.25, "W2": 0.15, "W3": 0.9, "W4": 0.25, "W5": 0.15}
 
@@ -241,6 +244,23 @@ def measure_overhead(rounds: int, target_s: float, warm_s: float, rng: random.Ra
              Impl("sorix jit", lambda: add1(x), lambda out: [out.numpy()],
                   graph=lambda: add1.graph(x))]
     return measure(impls, [x + 1.0], ["x + 1"], rounds, target_s, warm_s, rng, False, log)
+
+
+def measure_call_path(w: Workload, rounds: int, target_s: float, warm_s: float,
+                      rng: random.Random, log: Callable[[str], None]) -> dict[str, Stats]:
+    """The native jitted function against its own kernel called directly with preallocated
+    output buffers, side by side: the difference is the call path (issue 10 item 5)."""
+    program = sorix_program(w, "native")
+    args = w.args if w.hvp else w.f_args
+    program(*args)
+    native = program.lower(*args).program
+    if not getattr(native, "native", False):
+        raise RuntimeError(f"no native kernel: {native.fallback}")
+    buffers = tuple(np.empty(shape, dtype) for shape, dtype in native.outputs)
+    kernel, kernel_args = native.kernel, (*args, *native.constants, *buffers)
+    impls = [Impl("sorix native", lambda: program(*args), lambda out: [], group="native"),
+             Impl("kernel", lambda: kernel(*kernel_args), lambda out: [], group="kernel")]
+    return measure(impls, None, [], rounds, target_s, warm_s, rng, False, log)
 
 
 def fourth_derivative_nodes() -> tuple[int | None, str]:
@@ -491,6 +511,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log("call overhead, 4th derivative, W2 memory...")
     overhead = measure_overhead(rounds, target_s, warm_s, rng, log)
+    try:
+        call_path: dict[str, Stats] | str = measure_call_path(
+            all_workloads["W1"], rounds, target_s, warm_s, rng, log)
+    except Exception as exc:  # noqa: BLE001 - reported in the targets table
+        call_path = _error_text(exc)
     d4_nodes, d4_note = fourth_derivative_nodes()
     memory: dict[str, int] = {}
     w2 = next((r for r in rows if r.workload.key == "W2"), None)
@@ -625,6 +650,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         trows.append(["call overhead above the numpy work", f"<= {TARGET_OVERHEAD_US:g} us",
                       f"FAIL: {o_jit.error or o_np.error}", "no"])
+    label = "native call path above the kernel, W1"
+    if isinstance(call_path, str):
+        trows.append([label, f"<= {TARGET_CALL_PATH_US:g} us", f"FAIL: {call_path}", "no"])
+    else:
+        c_fn, c_kernel = call_path["sorix native"], call_path["kernel"]
+        path_us = statistics.median(
+            a - b for a, b in zip(c_fn.per_call, c_kernel.per_call)) * 1e6
+        trows.append([label, f"<= {TARGET_CALL_PATH_US:g} us",
+                      f"{path_us:.2f} us ({fmt_time(c_fn.median)} vs "
+                      f"{fmt_time(c_kernel.median)})", verdict(path_us, TARGET_CALL_PATH_US)])
     d4_text = "FAIL" if d4_nodes is None else str(d4_nodes)
     if d4_note:
         d4_text += f" ({d4_note})"

@@ -47,7 +47,7 @@ from sorix import cuda, step_probe, tiers
 from sorix.autodiff import grad_of_tensors
 from sorix.backends.registry import Backend, for_device
 from sorix.backends.registry import backend as backend_record
-from sorix.backends.runtime import program_error, run_program
+from sorix.backends.runtime import run_program
 from sorix.device import CPU, device, device_of_array, is_device_array
 from sorix.dtypes import DTYPES
 from sorix.errors import (
@@ -77,6 +77,7 @@ from sorix.tracing import (
 DEFAULT_CACHE_SIZE = 256
 
 _NDARRAY = np.ndarray  # one global lookup on the call hot path, not two
+_MISS = tiers.MISS
 
 
 def _host_array(leaf: Any, what: str) -> Any:
@@ -174,16 +175,34 @@ class _Entry:
     sample: tuple[Any, ...] = ()
     structure: Any = None
     finish: Any = None
+    #: The CPU hot path (`sorix.tiers.caller`), made when the entry is first found by a fast
+    #: key: positional arguments -> the call's result, or `tiers.MISS` for arguments not of
+    #: this signature. Replaced, in one assignment, with the program when it is promoted.
+    call: Any = None
+    key: Any = None  # the fast-path key `call` checks for
 
     def __post_init__(self) -> None:
         self.structure = rebuilder(self.out_spec)
-        # The CPU hot path: wrap the program's arrays as Tensors and rebuild the output tree
-        # in one compiled expression (about 1 us less per call than the generic rebuilder).
+        # Wrap the program's arrays as Tensors and rebuild the output tree in one compiled
+        # expression (about 1 us less per call than the generic rebuilder).
         expression = structure_expression(self.out_spec)
         generic = self.structure
         self.finish = (eval(f"lambda r: {expression}", {"W": _wrap_result})  # noqa: S307
                        if expression is not None
                        else lambda r: generic([_wrap_result(v) for v in r]))
+
+
+class _NoEntry:
+    """What `Transformed._hot` is before a call took the fast path: every call misses."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def call(args: tuple[Any, ...]) -> Any:
+        return tiers.MISS
+
+
+_NO_ENTRY = _NoEntry()
 
 
 class Transformed:
@@ -219,6 +238,8 @@ class Transformed:
         self.trace_count = 0
         self._cache: OrderedDict[Any, _Entry] = OrderedDict()
         self._fast: dict[Any, _Entry] = {}
+        #: The entry the last fast-path call ran: tried first, by its caller's own check.
+        self._hot: Any = _NO_ENTRY
         self._lock = threading.RLock()
         self._last_signature: tuple[Any, ...] | None = None
         self._retraces: list[str] = []
@@ -282,10 +303,16 @@ class Transformed:
     # calling ---------------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs:
+            # The hot path: the entry of the last fast call checks the arguments itself
+            # (`sorix.tiers.caller`) and runs them; one attribute read finds it.
+            result = self._hot.call(args)
+            if result is not _MISS:
+                return result
         if not kwargs and not self.static_argnums:
-            # The hot path: arguments are arrays or tensors, and their (shape, dtype) pairs are
-            # the one lookup a call needs; the generated code then runs without further checks.
-            arrays, key = [], []
+            # Arguments are arrays or tensors, and their (shape, dtype) pairs are the one
+            # lookup that finds the entry; its caller then runs them.
+            key = []
             for a in args:
                 kind = type(a)
                 if kind is Tensor:
@@ -296,18 +323,14 @@ class Transformed:
                         break
                 elif kind is not np.ndarray:
                     break
-                arrays.append(a)
                 key.append((a.shape, a.dtype))
             else:
                 entry = self._fast.get(tuple(key))
                 if entry is not None:
-                    calls = entry.calls = entry.calls + 1
-                    if calls == entry.promote_at:
-                        return tiers.checkpoint(entry, arrays)
-                    try:
-                        return entry.finish(entry.program.fn(*arrays))
-                    except Exception as error:
-                        raise program_error(entry.program, error) from None
+                    self._hot = entry
+                    result = entry.call(args)
+                    if result is not _MISS:
+                        return result
         if _any_traced(args, kwargs):
             return self.symbolic(*args, **kwargs)
         signature = self._signature(args, kwargs)
@@ -355,6 +378,8 @@ class Transformed:
     def _remember_fast(self, key: Any, entry: _Entry) -> None:
         with self._lock:
             if key not in self._fast and any(e is entry for e in self._cache.values()):
+                if entry.call is None:
+                    tiers.install(entry, key)
                 self._fast[key] = entry
                 entry.fast_keys.append(key)
 
@@ -400,6 +425,8 @@ class Transformed:
                         e.seen = e.calls
                 continue
             del cache[signature]
+            if self._hot is entry:
+                self._hot = _NO_ENTRY
             for key in entry.fast_keys:
                 if self._fast.get(key) is entry:
                     del self._fast[key]

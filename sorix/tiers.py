@@ -13,14 +13,20 @@ from __future__ import annotations
 import atexit
 import math
 import queue
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sorix.backends.runtime import run_program
+import numpy as np
+
+from sorix.backends.runtime import program_error, run_program
 from sorix.errors import SorixValueError, at_user_line
 from sorix.passes.manager import debug_level
+from sorix.tensor import Tensor
+from sorix.tracing import structure_expression
 
 #: The tiers a transform runs on (see `jit`).
 TIERS = ("auto", "numpy", "native")
@@ -138,7 +144,10 @@ def promote_now(entry: Any) -> bool:
             if debug_level() >= 1:
                 print(f"[sorix] {entry.name} stays on the numpy tier: {entry.promotion}")
             return False
-    entry.program = program
+    with _install_lock:
+        entry.program = program
+        if entry.call is not None:
+            entry.call = caller(entry, program, entry.key)
     entry.promotion = "native"
     if debug_level() >= 1:
         where = "loaded from the disk cache" if program.from_cache else "compiled"
@@ -159,3 +168,137 @@ def _best_time(fn: Callable[..., Any], arrays: tuple[Any, ...]) -> float:
         if best > 1e-3:  # slow calls vary little; a large program is not run five times
             break
     return best
+
+
+# the call path -------------------------------------------------------------------------------
+
+#: What a caller returns for arguments that are not its signature's (the call then takes the
+#: general path).
+MISS = object()
+
+_LEAF = re.compile(r"\(\x00\[(\d+)\]\)")
+
+
+_install_lock = threading.Lock()
+
+
+def install(entry: Any, key: tuple[tuple[tuple[int, ...], np.dtype], ...]) -> None:
+    """Give `entry` its hot path for positional arguments of `key`'s (shape, dtype) pairs
+    (the fast-path key it is found by). Under a lock with `promote_now`, so that a caller
+    made for the numpy program never replaces one made for the kernel swapped in meanwhile."""
+    with _install_lock:
+        entry.key = key
+        entry.call = caller(entry, entry.program, key)
+
+
+def caller(entry: Any, program: Any, key: tuple[tuple[tuple[int, ...], np.dtype], ...]
+           ) -> Callable[[tuple[Any, ...]], Any]:
+    """The hot path of `entry` running `program`: a function of the call's positional
+    arguments that checks they are `key`'s (each an ndarray, or a Tensor holding one, of
+    exactly that shape and dtype; `MISS` if not), counts the call, runs the program and wraps
+    the outputs as Tensors in the output tree.
+
+    It is generated source (one per entry and program, compiled once), so that the check is
+    one comparison per argument against constants and nothing is looked up by name. For a
+    native kernel it also owns the output buffers (see `_OWNED`)."""
+    namespace: dict[str, Any] = {"MISS": MISS, "Tensor": Tensor, "ndarray": np.ndarray,
+                                 "entry": entry, "program": program,
+                                 "program_error": program_error, "checkpoint": checkpoint,
+                                 "finish": entry.finish, "new": object.__new__,
+                                 "rc": sys.getrefcount, "empty": np.empty}
+    params = [f"v{i}" for i in range(len(key))]
+    if params:
+        lines = ["def call(args):", "    try:", f"        {', '.join(params)}, = args",
+                 "    except ValueError:", "        return MISS"]
+    else:
+        lines = ["def call(args):", "    if args:", "        return MISS"]
+    checks = []
+    for i, (shape, dtype) in enumerate(key):
+        namespace[f"d{i}"] = dtype
+        lines += [f"    if v{i}.__class__ is Tensor:", f"        v{i} = v{i}.data"]
+        checks.append(f"v{i}.__class__ is not ndarray or v{i}.shape != {tuple(shape)!r} "
+                      f"or v{i}.dtype is not d{i}")
+    if checks:
+        lines += ["    if (" + "\n            or ".join(checks) + "):", "        return MISS"]
+    arguments = ", ".join(params)
+    outputs = getattr(program, "outputs", ())
+    tree = structure_expression(entry.out_spec, leaves="\x00", wrap="")
+    if (getattr(program, "kernel", None) is not None and outputs and tree is not None
+            and len(key) == len(entry.graph.inputs)):
+        lines += _owned(namespace, program, arguments, outputs, tree)
+    else:
+        lines += ["    calls = entry.calls = entry.calls + 1",
+                  "    if calls == entry.promote_at:",
+                  f"        return checkpoint(entry, [{arguments}])",
+                  "    try:", f"        results = program.fn({arguments})",
+                  "    except Exception as error:",
+                  "        raise program_error(program, error) from None",
+                  "    return finish(results)"]
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<sorix-caller {entry.name}>", "exec"), namespace)  # noqa: S102
+    return namespace.pop("call")
+
+
+#: Owned output buffers. A native kernel writes its outputs into arrays it is given, and the
+#: caller keeps the arrays of its last call in a list, `spare`. A call pops them (one atomic
+#: operation under the GIL: no two calls ever get the same buffers) and uses them only if
+#: `sys.getrefcount` shows that nothing else refers to any of them. A result the user still
+#: holds (its Tensor, `.data`, a view of it, `np.asarray(t)`, a tensor an eager graph
+#: recorded, an argument of this very call) refers to its array, since every numpy view keeps
+#: its base alive; then new arrays are made, and the old ones are left to whoever holds them.
+#: After the kernel ran, the buffers go back into `spare` (if it is empty) while this call's
+#: locals still refer to them, so a call on another thread that pops them before this one has
+#: returned sees them held. The count a free buffer shows is measured (`_free_count`), not
+#: assumed: it depends on how the interpreter holds locals.
+_OWNED = """\
+    entry.calls += 1
+    try:
+        {buffers}, = bufs = pop()
+    except IndexError:
+        bufs = None
+    if bufs is None or {held}:
+{fresh}
+        bufs = ({buffers},)
+    try:
+        kernel({arguments})
+    except Exception as error:
+        raise program_error(program, error) from None
+    if not spare:
+        spare.append(bufs)
+{wrap}
+    return {tree}"""
+
+
+def _free_count() -> int:
+    """The reference count `_OWNED`'s check sees on a buffer nothing else refers to."""
+    namespace: dict[str, Any] = {"rc": sys.getrefcount}
+    exec("def probe(pop):\n    try:\n        b0, = bufs = pop()\n"  # noqa: S102
+         "    except IndexError:\n        bufs = None\n    return rc(b0)\n", namespace)
+    return int(namespace["probe"]([(np.empty(1),)].pop))
+
+
+_FREE = _free_count()
+
+
+def _owned(namespace: dict[str, Any], program: Any, arguments: str,
+           outputs: Sequence[tuple[tuple[int, ...], np.dtype]], tree: str) -> list[str]:
+    """The body of a native caller (see `_OWNED`)."""
+    spare: list[Any] = []
+    namespace.update(kernel=program.kernel, spare=spare, pop=spare.pop)
+    buffers = [f"b{j}" for j in range(len(outputs))]
+    constants = []
+    for j, value in enumerate(program.constants):
+        namespace[f"k{j}"] = value
+        constants.append(f"k{j}")
+    for j, (_, dtype) in enumerate(outputs):
+        namespace[f"e{j}"] = dtype
+    # the tree's leaves were written "(\x00[j])": a NUL is never in the repr of a dict key
+    return _OWNED.format(
+        buffers=", ".join(buffers),
+        held=" or ".join(f"rc(b{j}) != {_FREE}" for j in range(len(outputs))),
+        fresh="\n".join(f"        b{j} = empty({tuple(shape)!r}, e{j})"
+                        for j, (shape, _) in enumerate(outputs)),
+        arguments=", ".join(filter(None, [arguments, *constants, *buffers])),
+        wrap="\n".join(f"    t{j} = new(Tensor)\n    t{j}.data = b{j}"
+                       for j in range(len(outputs))),
+        tree=_LEAF.sub(r"t\1", tree)).splitlines()

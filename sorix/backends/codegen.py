@@ -31,7 +31,10 @@ adds four more: `order` (its own schedule of the nodes), `lower` (a per-node ove
 table's template: the statements for a node, or none when the node lives inside a loop another
 node's statements emit), `constant` (constants written into the source as module-level lines
 instead of bound in the namespace) and `free=False` (no `del`: numba refuses it); with
-`define=False` the source is returned without being executed, for the target to compile.
+`define=False` the source is returned without being executed, for the target to compile. With
+`store`, the function takes its outputs as trailing parameters (`output_names`) and writes
+them instead of returning arrays: the target writes some in place as it computes them, and
+`store` gives the statements that copy the others in.
 
     def compiled(v0, v1):  # v0: 'x', v1: 'y'
         v2 = multiply(v0, v1)  # %2 = mul(%0, %1) : float64[3]
@@ -100,13 +103,20 @@ def _may_alias_caller(graph: Graph, nid: int) -> bool:
     return node.is_leaf
 
 
-def _header(graph: Graph, fn_name: str) -> str:
+def _header(graph: Graph, fn_name: str, outputs: Sequence[str] = ()) -> str:
     """The `def` line: generated parameter names, and the inputs' own names in a comment."""
-    header = f"def {fn_name}({', '.join(f'v{nid}' for nid in graph.inputs)}):"
+    header = f"def {fn_name}({', '.join([*(f'v{nid}' for nid in graph.inputs), *outputs])}):"
     if graph.inputs:
         header += "  # " + comment(", ".join(
             f"v{nid}: {ascii(graph.nodes[nid].params['name'])}" for nid in graph.inputs))
     return header
+
+
+def output_names(graph: Graph) -> list[str]:
+    """The output parameters of a function generated with `store`, one per output position:
+    `o<id>`, and `o<id>_<position>` for an output that repeats an earlier one."""
+    return [f"o{nid}" if nid not in graph.outputs[:position] else f"o{nid}_{position}"
+            for position, nid in enumerate(graph.outputs)]
 
 
 def _check_donor(graph: Graph, nid: int, donor: int, dies_here: bool, kept: set[int]) -> None:
@@ -154,14 +164,16 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
              constant: Callable[[str, Any], str] | None = None,
              free: bool = True,
              decorators: Sequence[str] = (),
-             define: bool = True) -> Program:
+             define: bool = True,
+             store: Callable[[int, str, str], list[str]] | None = None) -> Program:
     """Lower `graph` to a Python function over the array module `xp`.
 
     bind: kernels rebound in the program's namespace (a backend's overrides); place: applied
     to every constant and hoisted value; annotate: (node id, node) -> comment lines put above
-    the node's statement. order, lower, constant, free, decorators, define: for targets that
-    compile the source themselves (see the module docstring); with define=False the Program's
-    `fn` is None.
+    the node's statement. order, lower, constant, free, decorators, define, store: for
+    targets that compile the source themselves (see the module docstring); with define=False
+    the Program's `fn` is None; store: (output node id, its value's name, the output
+    parameter) -> the statements writing the value into the parameter.
     """
     if not (fn_name.isascii() and fn_name.isidentifier()) or keyword.iskeyword(fn_name) \
             or _SCHEME.fullmatch(fn_name):
@@ -232,6 +244,24 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
                        and not graph.nodes[a].is_constant})
         if dead and free:
             body.append(f"    del {', '.join(names[a] for a in dead)}")
+    params: list[str] = []
+    if store is not None:  # outputs are the caller's buffers: each written, nothing returned
+        params = output_names(graph)
+        for nid, out in zip(graph.outputs, params):
+            body.extend(f"    {line}" for line in store(nid, names[nid], out))
+        body.append("    return None")
+    else:
+        body.append(f"    return {_returned(graph, names, ir_names, body)}")
+    source = "\n".join([*prelude, *decorators, _header(graph, fn_name, params), *body, ""])
+    if not define:
+        return Program(source, None, namespace, "")  # type: ignore[arg-type]
+    return _define(source, namespace, fn_name)
+
+
+def _returned(graph: Graph, names: Mapping[int, str], ir_names: Mapping[int, str],
+              body: list[str]) -> str:
+    """The tuple of outputs a function returns, after the copies (appended to `body`) that
+    keep each output's memory its own."""
     copied = sorted({nid for nid in graph.outputs if _may_alias_caller(graph, nid)})
     body.extend(f"    o{nid} = {names[nid]}.copy()  # {ir_names[nid]} may share memory with "
                 f"an input or a constant: the caller gets a copy" for nid in copied)
@@ -244,10 +274,11 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
             name = f"o{nid}_{position}"
         returned.append(name)
     outputs = ", ".join(returned)
-    source = "\n".join([*prelude, *decorators, _header(graph, fn_name), *body,
-                        f"    return ({outputs}{',' if outputs else ''})", ""])
-    if not define:
-        return Program(source, None, namespace, "")  # type: ignore[arg-type]
+    return f"({outputs}{',' if outputs else ''})"
+
+
+def _define(source: str, namespace: dict[str, Any], fn_name: str) -> Program:
+    """Execute generated `source` in `namespace`: the Program of its function `fn_name`."""
     filename = f"<sorix-generated-{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 (source we generated)

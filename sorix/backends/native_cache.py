@@ -128,9 +128,10 @@ def _verified(folder: Path) -> bool:
 
 
 def _arg_types(numba: Any, graph: Graph) -> tuple[Any, ...]:
-    """The C-contiguous argument types the kernel is compiled for first."""
+    """The C-contiguous argument types the kernel is compiled for first: the inputs, then the
+    output buffers it writes."""
     types = []
-    for nid in graph.inputs:
+    for nid in [*graph.inputs, *graph.outputs]:
         node = graph.nodes[nid]
         types.append(numba.typeof(np.empty((0,) * len(node.shape) if node.shape else (),
                                            node.dtype)))

@@ -228,6 +228,8 @@ class Emitter:
         self.dot = dot
         self.parallel = False
         self.emitted: set[int] = set()
+        #: Outputs computed straight into the caller's buffer (`o<id>`), which `store` skips.
+        self.written: set[int] = set()
         users: dict[int, set[int]] = {nid: set() for nid in graph.nodes}
         for nid, node in graph.nodes.items():
             for a in node.args:
@@ -257,6 +259,26 @@ class Emitter:
         lines[0] += f"  # {describe(nid)}"
         return lines
 
+    # outputs -----------------------------------------------------------------------------
+
+    def buffer(self, nid: int, shape: tuple[int, ...], dtype: str) -> str:
+        """The statement giving node `nid` its array: for an output, the caller's buffer (the
+        kernel computes into it and nothing is copied), else a new array."""
+        if nid in self.graph.outputs:
+            self.written.add(nid)
+            return f"v{nid} = o{nid}"
+        return f"v{nid} = np.empty({_shape_text(shape)}, {NB_TYPES[dtype]})"
+
+    def store(self, nid: int, value: str, out: str) -> list[str]:
+        """The `store` hook of `generate`: copy output `nid` into its buffer `out`, unless it
+        was computed there."""
+        if out == f"o{nid}" and nid in self.written:
+            return []
+        ndim = len(self.graph.nodes[nid].shape)
+        if not ndim:
+            return [f"{out}[()] = {value}[()]"]
+        return [f"{out}[{', '.join([':'] * ndim)}] = {value}"]
+
     # loops -------------------------------------------------------------------------------
 
     def materialized(self, nid: int, loop: Loop) -> bool:
@@ -276,8 +298,7 @@ class Emitter:
                  f"reducing"]
         for m in loop.members:
             if self.materialized(m, loop):
-                lines.append(f"v{m} = np.empty({_shape_text(shape)}, "
-                             f"{NB_TYPES[nodes[m].dtype]})")
+                lines.append(self.buffer(m, shape, nodes[m].dtype))
         fast = [m for m in loop.members if self.fast_trig(nodes[m]) is not None]
         if fast:
             lines += self.elements(loop, names, describe, True)
@@ -298,7 +319,7 @@ class Emitter:
             out = NB_TYPES[node.dtype]
             if full:
                 index = ", ".join("0" for _ in node.shape) if node.shape else "()"
-                lines.append(f"v{r} = np.empty({_shape_text(node.shape)}, {out})")
+                lines.append(self.buffer(r, node.shape, node.dtype))
                 lines.append(f"v{r}[{index}] = {out}({value})  # {describe(r)}")
             elif node.op == "mean" or self.accumulator_dtype(node) != node.dtype:
                 lines.append(f"v{r} = ({value}).astype({out})  # {describe(r)}")
