@@ -314,6 +314,17 @@ def test_an_optimizer_over_tensors_the_step_does_not_call_through_modules():
     np.testing.assert_array_equal(stray.numpy(), np.ones(3))
 
 
+def test_an_optimizer_with_its_own_step_is_refused_before_it_runs():
+    class Custom(optim.SGD):
+        def step(self, closure=None):
+            raise AssertionError("never run while traced")
+
+    model, _ = build(OPTIMIZERS["momentum"])
+    opt = Custom(model.parameters(), lr=0.1)
+    with pytest.raises(SorixTypeError, match="overrides step"):
+        sorix.jit(usual_step(model, opt))(X, Y)
+
+
 def test_zero_grad_after_step_is_the_other_usual_order():
     eager_model, eager_opt = build(OPTIMIZERS["rmsprop"])
     model, opt = build(OPTIMIZERS["rmsprop"])

@@ -61,6 +61,11 @@ class JitStep(CompiledStep):
         if not isinstance(optimizer, Optimizer):
             raise SorixTypeError(at_user_line(
                 f"the jit step {name}: zero_grad() and step() must be a sorix optimizer's"))
+        if type(optimizer).step is not Optimizer.step:
+            # its own step() would act on the real tensors while the step is traced
+            raise SorixTypeError(at_user_line(
+                f"the jit step {name}: {type(optimizer).__name__} overrides step(), which is "
+                f"not compiled; define _buffers and _rule instead, or train it eagerly"))
         model = probe.modules[0] if len(probe.modules) == 1 else ModuleList(probe.modules)
         self.what = f"the jit step {name}"
         self.holder = "the modules the step calls on traced tensors"
