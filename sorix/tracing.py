@@ -21,7 +21,7 @@ import numpy as np
 from sorix.device import is_device_array
 from sorix.errors import GraphFormatError, SorixTypeError, TraceError, at_user_line
 from sorix.ir.graph import Graph, GraphBuilder
-from sorix.tensor import Tensor, _to_array, apply, snapshot
+from sorix.tensor import Tensor, _constant_node, _to_array, apply, snapshot
 
 # pytrees -----------------------------------------------------------------------------------
 
@@ -228,6 +228,8 @@ def replay(graph: Graph, args: Sequence[Tensor]) -> dict[int, Tensor]:
         raise SorixTypeError(f"the graph takes {len(graph.inputs)} inputs, got {len(args)}")
     values: dict[int, Tensor] = dict(zip(graph.inputs, args))
     builder = next((a._builder for a in args if a._builder is not None), None)
+    if builder is not None and _inlinable(graph, args, builder):
+        return _inline(graph, args, builder)
     for nid in graph.order():
         if nid in values:
             continue
@@ -238,6 +240,41 @@ def replay(graph: Graph, args: Sequence[Tensor]) -> dict[int, Tensor]:
             raise GraphFormatError(f"input %{nid} is not among the graph's inputs")
         else:
             values[nid] = apply(node.op, *[values[a] for a in node.args], **node.params)
+    return values
+
+
+def _inlinable(graph: Graph, args: Sequence[Tensor], builder: GraphBuilder) -> bool:
+    """Whether `graph` can be copied into `builder` record by record: each argument is of this
+    trace or concrete, none is recorded for eager autodiff, and each has its input's type (the
+    graph's records then say every node's shape and dtype, with nothing to infer again)."""
+    for nid, a in zip(graph.inputs, args):
+        node = graph.nodes[nid]
+        if (a._builder not in (None, builder) or a.requires_grad
+                or tuple(a.shape) != node.shape or a.dtype.name != node.dtype):
+            return False
+    return True
+
+
+def _inline(graph: Graph, args: Sequence[Tensor], builder: GraphBuilder) -> dict[int, Tensor]:
+    """`replay` into a trace, as the front end would build it (the front end's checks and
+    inference were made when `graph` was built): one `builder.add` per node."""
+    ids = {nid: a._node if a._builder is builder else _constant_node(builder, a)
+           for nid, a in zip(graph.inputs, args)}
+    values: dict[int, Tensor] = dict(zip(graph.inputs, args))
+    traced = Tensor._traced
+    for nid in graph.order():
+        if nid in ids:
+            continue
+        node = graph.nodes[nid]
+        if node.value is not None:
+            new = builder.const(node.value)
+        elif node.op == "input":
+            raise GraphFormatError(f"input %{nid} is not among the graph's inputs")
+        else:
+            new = builder.add(node.op, [ids[a] for a in node.args], node.attrs, node.shape,
+                              node.dtype)
+        ids[nid] = new
+        values[nid] = traced(builder, new, node.shape, node.dtype)
     return values
 
 

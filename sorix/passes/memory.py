@@ -43,9 +43,14 @@ class MemoryPlan:
         object.__setattr__(self, "donors", MappingProxyType(dict(self.donors)))
 
 
-def _writes_fresh(graph: Graph, nid: int) -> bool:
-    op = OPS.get(graph.nodes[nid].op)
-    return op is not None and op.ufunc and op.elementwise
+class _Fresh(dict):
+    """op name -> whether it makes a fresh array (an elementwise ufunc), asked once per name
+    and pass (`Op.ufunc` reads the lowering template)."""
+
+    def __missing__(self, name: str) -> bool:
+        op = OPS.get(name)
+        fresh = self[name] = op is not None and op.ufunc and op.elementwise
+        return fresh
 
 
 def plan_memory(graph: Graph) -> Graph:
@@ -59,21 +64,23 @@ def plan_memory(graph: Graph) -> Graph:
     protected = set(graph.inputs) | set(graph.outputs)
     plan: dict[int, int] = {}
     donated: set[int] = set()
-    names = canonical_names(graph)
+    fresh = _Fresh()
+    names: dict[int, str] = {}  # canonical names, made at the first donation
     changes = []
     for position, nid in enumerate(order):
         node = graph.nodes[nid]
-        if not _writes_fresh(graph, nid) or math.prod(node.shape) < MIN_ELEMENTS:
+        if not fresh[node.op] or math.prod(node.shape) < MIN_ELEMENTS:
             continue
         for arg in node.args:
             donor = graph.nodes[arg]
             if (arg in protected or arg in donated or donor.is_constant
                     or last_use.get(arg) != position or donor.shape != node.shape
-                    or donor.dtype != node.dtype or not _writes_fresh(graph, arg)
-                    or not all(_writes_fresh(graph, u) for u in users[arg])):
+                    or donor.dtype != node.dtype or not fresh[donor.op]
+                    or not all(fresh[graph.nodes[u].op] for u in users[arg])):
                 continue
             plan[nid] = arg
             donated.add(arg)
+            names = names or canonical_names(graph)
             changes.append(Change("rewritten", f"{names[nid]} = {node.op}(...)",
                                   rule="reuse the buffer of a dead argument",
                                   into=f"out={names[arg]}"))
