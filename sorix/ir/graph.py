@@ -120,9 +120,13 @@ class GraphBuilder:
                             (op, args, attrs, dtype, shape) if self.intern else None)
 
     def add_record(self, node: Node) -> int:
-        """`node` itself, an op node or a constant whose arguments are already ids of this
-        builder: how a rebuild copies a node without making a new record. Interning still
-        applies (a commutative op's arguments are sorted, an equal node is found)."""
+        """`node` itself, an input, a constant or an op node whose arguments are already ids
+        of this builder: how a rebuild copies a node without making a new record. Interning
+        still applies (a commutative op's arguments are sorted, an equal node is found)."""
+        if node.op == "input":
+            nid = self._append(node)
+            self.inputs.append(nid)
+            return nid
         if node.value is not None:
             return self.const(node.value, node.exact) if self.intern else self._append(node)
         if not self.intern:

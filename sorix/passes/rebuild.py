@@ -57,14 +57,11 @@ class Rebuild:
         mapping = self.mapping
         if nid in mapping:
             return mapping[nid]
-        if node.op == "input":
-            new = self.builder.input(node.params["name"], node.shape, node.dtype)
+        args = tuple([mapping[a] for a in node.args])
+        if args == node.args:  # the same arguments (or none): the record itself, no new one
+            new = self.builder.add_record(node)
         else:
-            args = tuple([mapping[a] for a in node.args])
-            if args == node.args:  # the same arguments: the record itself (no new one)
-                new = self.builder.add_record(node)
-            else:
-                new = self.builder.add(node.op, args, node.attrs, node.shape, node.dtype)
+            new = self.builder.add(node.op, args, node.attrs, node.shape, node.dtype)
         mapping[nid] = new
         return new
 

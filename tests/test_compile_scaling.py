@@ -1,0 +1,125 @@
+"""Compiling stays cheap and linear (issue 11, deliverables 4 and 5), asserted by what it does
+rather than by how long it takes: no networkx graph on the optimizer's path, records reused by
+a rebuild that changes nothing, a fixpoint that stops once nothing changes, inputs never
+copied to read their shapes, and a deep chain that compiles and computes the right numbers.
+Times are measured by benchmarks/compile_time.py, which asserts nothing."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import sorix
+import sorix.passes.fuse as fuse_module
+from sorix.ir.graph import GraphBuilder
+from sorix.passes.cse import eliminate_common_subexpressions
+from sorix.passes.dce import eliminate_dead_code
+from sorix.passes.fold import fold_constants
+from sorix.passes.fuse import fuse
+from sorix.passes.manager import DEFAULT_PIPELINE
+from sorix.tracing import Abstract
+
+#: Deep enough that a walk recursing per node, or a pass quadratic in the nodes, would show.
+DEPTH = 20_000
+
+
+@pytest.fixture
+def no_networkx(monkeypatch):
+    """Any networkx graph built while this fixture is active fails the test."""
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a networkx graph was built")
+
+    monkeypatch.setattr(nx.DiGraph, "__init__", refuse)
+
+
+def test_fuse_builds_no_networkx_graph(monkeypatch, no_networkx):
+    monkeypatch.setattr(fuse_module, "FUSE_MIN_SIZE", 8)
+    b = GraphBuilder()
+    x = b.input("x", (16,), "float64")
+    e = b.add("exp", [b.add("sin", [x], (), (16,), "float64")], (), (16,), "float64")
+    total = b.add("sum", [e], (("axis", None), ("keepdims", False)), (), "float64")
+    out = b.add("cos", [b.add("add", [e, total], (), (16,), "float64")], (), (16,), "float64")
+    result = fuse(b.build([out]))
+    assert result.op_counts()["fused"] == 2  # two kernels: the add waits for the sum
+
+
+def test_compiling_value_and_grad_builds_no_networkx_graph(no_networkx):
+    f = sorix.value_and_grad(lambda x, y: (sorix.sin(x) * sorix.exp(y) + x * y).sum(),
+                             argnums=(0, 1))
+    x, y = np.linspace(-1, 1, 100_000), np.linspace(1, 2, 100_000)
+    value, (dx, dy) = f(x, y)
+    np.testing.assert_allclose(value.numpy(), (np.sin(x) * np.exp(y) + x * y).sum())
+    np.testing.assert_allclose(dx.numpy(), np.cos(x) * np.exp(y) + y)
+    np.testing.assert_allclose(dy.numpy(), np.sin(x) * np.exp(y) + x)
+
+
+def _quiet_graph():
+    """y * sin(x) + exp(y): nothing to fold, simplify, merge or remove (and the operands of
+    the commutative ops already in CSE's order, earlier node first)."""
+    b = GraphBuilder()
+    x, y = b.input("x", (3,), "float64"), b.input("y", (3,), "float64")
+    s = b.add("mul", [y, b.add("sin", [x], (), (3,), "float64")], (), (3,), "float64")
+    return b.build([b.add("add", [s, b.add("exp", [y], (), (3,), "float64")], (),
+                          (3,), "float64")])
+
+
+@pytest.mark.parametrize("the_pass", [fold_constants, eliminate_common_subexpressions,
+                                      eliminate_dead_code, fuse])
+def test_a_pass_that_changes_nothing_reuses_every_record(the_pass):
+    graph = _quiet_graph()
+    result = the_pass(graph)
+    assert result.changes == ()
+    assert sorted(result.nodes) == sorted(graph.nodes)
+    assert all(result.nodes[nid] is node for nid, node in graph.nodes.items())
+    assert result.inputs == graph.inputs and result.outputs == graph.outputs
+
+
+def test_fixpoint_stops_once_a_rounds_worth_of_passes_changed_nothing():
+    """CSE merges the two sin(x) in round one and leaves nothing dead; round two's fold,
+    simplify and CSE then change nothing, and neither did the DCE before them: the fixpoint
+    ends there, without running DCE again."""
+    b = GraphBuilder()
+    x = b.input("x", (3,), "float64")
+    first, second = (b.add("sin", [x], (), (3,), "float64") for _ in range(2))
+    graph = b.build([b.add("add", [b.add("cos", [first], (), (3,), "float64"),
+                                   b.add("exp", [second], (), (3,), "float64")], (),
+                           (3,), "float64")])
+    report = sorix.optimize(graph).report
+    fixpoint = [p.__name__ for p in DEFAULT_PIPELINE[0].passes]
+    assert fixpoint[2:] == ["eliminate_common_subexpressions", "eliminate_dead_code"]
+    assert [r.name for r in report] == fixpoint + fixpoint[:3] + [
+        p.__name__ for p in DEFAULT_PIPELINE[1:]]
+    assert [bool(r.changes) for r in report[:7]] == [False, False, True] + [False] * 4
+
+
+def test_abstract_values_do_not_copy_inputs():
+    big = np.ones(1_000_000)
+    tracemalloc.start()
+    try:
+        abstract = Abstract.of(big)
+        graph = sorix.trace(lambda x: (x * x).sum(), big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (abstract.shape, abstract.dtype) == ((1_000_000,), "float64")
+    assert len(graph) == 3
+    assert peak < big.nbytes // 10
+
+
+def test_a_deep_sin_chain_compiles_and_is_correct():
+    def chain(x):
+        for _ in range(DEPTH):
+            x = sorix.sin(x)
+        return x
+
+    value, gradient = sorix.value_and_grad(chain)(np.float64(0.5))
+    x, derivative = 0.5, 1.0
+    for _ in range(DEPTH):
+        derivative *= np.cos(x)
+        x = np.sin(x)
+    np.testing.assert_allclose(value.numpy(), x, rtol=1e-12)
+    np.testing.assert_allclose(gradient.numpy(), derivative, rtol=1e-9)
