@@ -17,6 +17,7 @@ from sorix.api import (
     value_and_grad,
     vjp,
 )
+from sorix.backends.dask_backend import compute
 from sorix.custom import custom_op, remove_custom_op
 from sorix.device import device
 from sorix.dtypes import DType, bool_, float16, float32, float64, int32, int64
@@ -106,7 +107,8 @@ __all__ = [
     "argmax", "argmin", "as_tensor", "bool", "cat", "double", "flatten", "float", "from_numpy",
     "full_like", "half", "int", "long", "manual_seed", "permute", "randint", "Size", "squeeze",
     "unsqueeze",
-    "abs", "arange", "bool_", "broadcast_to", "clip", "compile", "concatenate", "cos", "cuda",
+    "abs", "arange", "bool_", "broadcast_to", "clip", "compile", "compute", "concatenate", "cos",
+    "cuda",
     "custom_op", "Derivation", "device", "DeviceError", "DomainError", "draw", "draw_pass",
     "DType", "DTypeError", "e", "enable_grad", "exp", "explain", "eye", "float16", "float32",
     "float64", "from_sympy", "full", "grad", "gradcheck", "GradError", "GraphFormatError",

@@ -45,6 +45,7 @@ import numpy as np
 
 from sorix import cuda, step_probe, tiers
 from sorix.autodiff import grad_of_tensors
+from sorix.backends import dask_backend
 from sorix.backends.registry import Backend, for_device
 from sorix.backends.registry import backend as backend_record
 from sorix.backends.runtime import run_program
@@ -85,7 +86,7 @@ def _host_array(leaf: Any, what: str) -> Any:
     converts (small ints widened, uint64 checked), never copied when nothing changes."""
     if isinstance(leaf, Tensor):
         return leaf._concrete(what) if leaf.device is CPU else leaf
-    if is_device_array(leaf):
+    if is_device_array(leaf) or dask_backend.is_dask_array(leaf):  # never computed here
         return leaf
     return _to_array(leaf, copy=False)
 
@@ -131,7 +132,9 @@ class CompiledGraph:
                     f"argument {name!r} should be {node.type_text}, got "
                     f"{Abstract(array.shape, array.dtype.name)}"))
             arrays.append(array)
-        if place is CPU:
+        if self.record.lazy:  # dask arrays, as they are: converting would compute them
+            outputs = tuple(run_program(self.program, arrays))
+        elif place is CPU:
             outputs = tuple(np.asarray(v) for v in run_program(self.program, arrays))
         else:
             with cuda.using(place.index):
@@ -333,6 +336,8 @@ class Transformed:
                         return result
         if _any_traced(args, kwargs):
             return self.symbolic(*args, **kwargs)
+        if dask_backend.wanted(self, args):  # lazy in, lazy out: never the paths below
+            return dask_backend.call(self, args, kwargs)
         signature = self._signature(args, kwargs)
         entry = self._entry(signature, args, kwargs)
         leaves = [leaf for i, a in enumerate(args) if i not in self.static_argnums
@@ -443,6 +448,11 @@ class Transformed:
                 f"{self.__name__}: its tensor arguments are on different devices "
                 f"({', '.join(sorted(map(str, places)))}); move them to one device first"))
         place = places.pop() if places else CPU
+        if any(isinstance(leaf, dask_backend.LazyArgument) for i, a in enumerate(args)
+               if i not in self.static_argnums for leaf in flatten(a)[0]):
+            if place is not CPU:
+                raise dask_backend.mixed_devices(self.__name__, str(place))
+            return backend_record("dask"), CPU
         if self.backend is None:
             return for_device(place), place
         record = backend_record(self.backend)
@@ -456,6 +466,8 @@ class Transformed:
 
     def lower(self, *args: Any, **kwargs: Any) -> _Entry:
         """The compiled entry (graph, program) for these arguments, compiling if needed."""
+        if dask_backend.wanted(self, args):
+            args = dask_backend.stand_ins(self, args)
         return self._entry(self._signature(args, kwargs), args, kwargs)
 
     def graph(self, *args: Any, **kwargs: Any) -> Graph:
@@ -508,6 +520,9 @@ def _leaf_part(x: Any) -> tuple[Any, ...]:
     """Any argument leaf's part of a signature; device arrays (cupy) carry their device."""
     if isinstance(x, Tensor):
         return _tensor_part(x)
+    lazy = dask_backend.signature_part(x)
+    if lazy is not None:
+        return lazy
     abstract = Abstract.of(x)
     if is_device_array(x):
         return (abstract.shape, abstract.dtype, str(device_of_array(x)))

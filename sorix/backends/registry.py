@@ -37,6 +37,12 @@ class Backend:
     lower: Callable[[Any], Any]
     #: Where this backend's programs compute now; raises a clear error where it cannot run.
     device: Callable[[], device]
+    #: Programs return lazy arrays (dask): callers hand them back as they are, never
+    #: converting them (which would compute them) or wrapping them as Tensors.
+    lazy: bool = False
+    #: (argument, what) -> the array the program reads, for a backend that places arguments
+    #: its own way (dask: arrays stay lazy); None: the placement rules below.
+    placer: Callable[[Any, str], Any] | None = None
 
     @property
     def xp(self) -> Any:
@@ -50,6 +56,9 @@ class Backend:
     def place_input(self, arg: Any, place: device, what: str) -> Any:
         """An argument (tensor or array) as an array on `place`, where the program runs."""
         from sorix.tensor import Tensor
+
+        if self.placer is not None:
+            return self.placer(arg, what)
 
         if isinstance(arg, Tensor):
             data, source = arg._concrete(what), arg.device
@@ -117,6 +126,18 @@ def _lower_native(graph: Any) -> Any:
     return lower(graph)
 
 
+def _lower_dask(graph: Any) -> Any:
+    from sorix.backends.dask_backend import lower
+
+    return lower(graph)
+
+
+def _place_dask(arg: Any, what: str) -> Any:
+    from sorix.backends.dask_backend import as_dask
+
+    return as_dask(arg, what)
+
+
 def _cpu() -> device:
     return CPU
 
@@ -133,3 +154,5 @@ register(Backend("cupy", "cupy", _lower_cupy, _current_cuda_device))
 register(Backend("interpreter", "numpy", _lower_interpreter, _cpu))
 # one numba kernel per graph (the native tier; numba is imported at its first compile)
 register(Backend("native", "numpy", _lower_native, _cpu))
+# lazy, chunked dask arrays (dask is imported at the first dask program or argument)
+register(Backend("dask", "dask.array", _lower_dask, _cpu, lazy=True, placer=_place_dask))
