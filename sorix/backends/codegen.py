@@ -91,6 +91,8 @@ def _is_literal(value: Any) -> bool:
 def comment(text: str) -> str:
     """`text` made safe to follow `#`: printable ASCII, every other character escaped as
     `ascii()` escapes it, so no name can end the comment line or hide in it."""
+    if text.isascii() and text.isprintable():  # the common case, without a walk per character
+        return text
     return "".join(c if " " <= c <= "~" else ascii(c)[1:-1] for c in text)
 
 

@@ -17,7 +17,6 @@ Invariants:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -192,7 +191,8 @@ class Graph:
         The node records (and the networkx graph, once built) are shared, not copied: both are
         never mutated, and the results describe exactly these nodes. How a pass attaches what it
         decided (`plan_memory` returns `graph.with_results(memory_plan=..., changes=...)`)."""
-        graph = copy.copy(self)
+        graph = object.__new__(type(self))  # copy.copy's work, without its generic protocol
+        graph.__dict__.update(self.__dict__)
         graph.inputs, graph.outputs = list(self.inputs), list(self.outputs)
         graph.results = PassResults(**results)
         return graph

@@ -80,17 +80,26 @@ def optimize(graph: Graph, passes: Sequence[Pass | Fixpoint] | None = None) -> G
     """Run `passes` (default: DEFAULT_PIPELINE); the per-pass report is `result.report`."""
     pipeline = DEFAULT_PIPELINE if passes is None else tuple(passes)
     reports: list[PassReport] = []
+    watch = _Watch(debug_level(), os.environ.get("SORIX_DUMP"))  # read once, not per pass
     for step in pipeline:
         if isinstance(step, Fixpoint):
-            graph = _fixpoint(step, graph, reports)
+            graph = _fixpoint(step, graph, reports, watch)
         else:
-            graph = _run(step, graph, reports)
+            graph = _run(step, graph, reports, watch)
     graph = graph.with_results(memory_plan=graph.memory_plan, report=tuple(reports))
     _dump(graph)
     return graph
 
 
-def _fixpoint(step: Fixpoint, graph: Graph, reports: list[PassReport]) -> Graph:
+@dataclass(frozen=True)
+class _Watch:
+    """What one `optimize` run shows of its passes: SORIX_DEBUG's level, SORIX_DUMP's folder."""
+
+    level: int
+    dump_dir: str | None
+
+
+def _fixpoint(step: Fixpoint, graph: Graph, reports: list[PassReport], watch: _Watch) -> Graph:
     """Rounds of `step.passes` while a round shrinks the graph, ending as soon as one pass
     after another, a whole round's worth, changed nothing (each would get the graph it saw,
     or made, last time: a second round that changes nothing is not run to the end)."""
@@ -98,7 +107,7 @@ def _fixpoint(step: Fixpoint, graph: Graph, reports: list[PassReport]) -> Graph:
     for _ in range(step.max_rounds):
         start_size = len(graph)
         for run in step.passes:
-            result = _run(run, graph, reports)
+            result = _run(run, graph, reports, watch)
             same = result is graph or (not result.changes and len(result) == len(graph))
             unchanged = unchanged + 1 if same else 0
             graph = result
@@ -109,7 +118,7 @@ def _fixpoint(step: Fixpoint, graph: Graph, reports: list[PassReport]) -> Graph:
     return graph
 
 
-def _run(run: Pass, graph: Graph, reports: list[PassReport]) -> Graph:
+def _run(run: Pass, graph: Graph, reports: list[PassReport], watch: _Watch) -> Graph:
     """One pass: time it, verify its result (naming the pass that broke it), report it."""
     before = len(graph)
     started = time.perf_counter()
@@ -122,15 +131,12 @@ def _run(run: Pass, graph: Graph, reports: list[PassReport]) -> Graph:
             from error
     changes = () if result is graph else result.changes
     reports.append(PassReport(run.__name__, before, len(result), elapsed, changes))
-    level = debug_level()
-    if level >= 1:
+    if watch.level >= 1:
         print(f"[sorix] {reports[-1]}")
-    if level >= 2:
+    if watch.level >= 2:
         print(result)
-    stage = len(reports)
-    dump_dir = os.environ.get("SORIX_DUMP")
-    if dump_dir:
-        _write_stage(dump_dir, f"{stage:02d}-{run.__name__}", result)
+    if watch.dump_dir:
+        _write_stage(watch.dump_dir, f"{len(reports):02d}-{run.__name__}", result)
     return result
 
 
