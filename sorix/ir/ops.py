@@ -166,7 +166,9 @@ def _register(*ops: Op) -> None:
 def _expand(g: Any, shape: tuple[int, ...], axis: tuple[int, ...] | None, keepdims: bool) -> Any:
     """Broadcast a reduction's cotangent back over the axes it reduced."""
     axes = range(len(shape)) if axis is None else axis
-    if not keepdims:
+    # Reduced leading axes (all of them, for a full sum) broadcast back as they are: only a
+    # reduced axis with a kept one before it needs its 1 put back first.
+    if not keepdims and (axis is not None and sorted(axes) != list(range(len(axes)))):
         g = g.reshape(tuple(1 if i in axes else d for i, d in enumerate(shape)))
     return g.broadcast_to(tuple(shape))
 
