@@ -31,7 +31,7 @@ from sorix.tracing import trace
 pytest.importorskip("numba")
 
 #: Ops the native tier does not lower (their graphs run on the numpy program instead).
-NOT_NATIVE = {"logsumexp", "softmax", "log_softmax"}
+NOT_NATIVE: set[str] = set()
 
 
 def _cast(a: np.ndarray, dtype: str) -> np.ndarray:
@@ -135,8 +135,7 @@ def test_every_op_is_native_or_a_declared_fallback() -> None:
             program = sorix.compile(graph, backend="native")
             assert not program.program.native and name in program.program.fallback
             np.testing.assert_allclose(program(*s.args), interpret(graph, *s.args)[0])
-        elif name not in ("getitem", "scatter_add", "matmul"):  # integer-array indices and
-            # batched matmul fall back
+        else:
             assert all(native), name
 
 

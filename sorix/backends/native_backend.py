@@ -40,18 +40,21 @@ How nodes lower:
   `sorix.backends.native_math.VECTOR_MATH` where it has one for (op, dtype), numpy's scalar
   function otherwise; sin, cos and tan use its FAST_TRIG kernels, which vectorize below a
   bound, and the loop runs a second, exact pass only if an argument was beyond it.
-- matmul is a loop nest (numba's `np.dot` needs scipy, which sorix does not depend on; with
-  scipy installed, `np.dot` is used); reshape, transpose, broadcast_to, basic getitem and
-  scatter_add are numba's views and slice assignments; concatenate and stack are numba's.
+- matmul is a loop nest per matrix of its (broadcast) batch (numba's `np.dot` needs scipy,
+  which sorix does not depend on; with scipy installed, `np.dot` is used); reshape, transpose,
+  broadcast_to and basic getitem are numba's views; concatenate and stack are numba's.
+  Integer-array getitem and every scatter_add are loops over the result (the value) whose
+  addresses are index arithmetic (`sorix.backends.native_indexing`); logsumexp, softmax and
+  log_softmax are loop nests shifting each slice by its maximum, as the numpy tier does.
 - Constants of one element are literals in the source; larger ones are passed in as extra
   arguments, so a kernel never embeds a large array and its disk cache stays small.
 
 What cannot be lowered falls back, for the whole graph, to the numpy program: an op without a
-native lowering (logsumexp, softmax, log_softmax, batched matmul, getitem or scatter_add with
-integer arrays), a float16 value, integer powers (numpy raises on negative exponents), or a
-compile that numba refuses. The program then says why (`NativeProgram.fallback`, reported at
-`SORIX_DEBUG=1`) and runs exactly as the numpy tier does, so `backend="native"` is correct for
-every graph and fast for the graphs it covers.
+native lowering, a float16 value, an integer-array index of more than
+`native_lowering.MAX_INDEX_TABLE` entries, or a compile that numba refuses. The program then
+says why (`NativeProgram.fallback`, reported at `SORIX_DEBUG=1`) and runs exactly as the
+numpy tier does, so `backend="native"` is correct for every graph and fast for the graphs it
+covers.
 
 Kernels are cached on disk (`sorix.backends.native_cache`), so a second process loads one
 instead of compiling it.
@@ -327,6 +330,7 @@ def module_source(graph: Graph, parallel_min: float = PARALLEL_MIN, vector: bool
         for local, key in sorted(used_fast.items()):
             bound = local.replace("_fast_", "_bound_")
             imports.append(f"{local}, {bound} = _FT[{key!r}]")
+    imports += emitter.globals
     source = "\n".join(imports) + "\n\n" + program.source.replace("@KERNEL_DECORATOR", decorator)
     return source, prepared, extra
 

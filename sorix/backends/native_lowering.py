@@ -13,6 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from sorix.backends.native_indexing import (
+    Addresses,
+    addresses,
+    element,
+    has_array,
+    nest,
+    table_source,
+)
 from sorix.ir.graph import Graph
 
 #: numba's spelling of each dtype sorix computes natively (float16 falls back).
@@ -74,6 +82,23 @@ _REDUCE = {"sum": ("0", "{r} += {x}"), "mean": ("0", "{r} += {x}"),
            "min": ("np.inf", "{r} = {x} if ({x} < {r} or {x} != {x}) else {r}")}
 
 
+def _initial(node: Any) -> str:
+    """The initial accumulator of reduction `node`: numpy's identity, or for max and min of
+    integers and bools the extreme value of the dtype."""
+    init = _REDUCE[node.op][0]
+    if np.dtype(node.dtype).kind == "f" or node.op not in ("max", "min"):
+        return init
+    if node.dtype == "bool":
+        return "False" if node.op == "max" else "True"
+    info = np.iinfo(node.dtype)
+    return repr(int(info.min if node.op == "max" else info.max))
+
+
+def _integer_power(node: Any) -> bool:
+    """An elementwise power of integers, whose negative exponents numpy refuses at run time."""
+    return node.op == "pow" and np.dtype(node.dtype).kind in "iu"
+
+
 def _vector_math() -> Mapping[tuple[str, str], Any]:
     """The vectorized scalar kernels, where that module is present (import guarded: without
     it every function is numpy's scalar one)."""
@@ -121,8 +146,8 @@ def _scalar_expression(node: Any, args: list[str], arg_dtypes: list[str],
     params = node.params
     if op == "pow_scalar":
         exponent = params["exponent"]
-        if np.dtype(dtype).kind != "f":
-            raise NativeUnsupported("integer power (numpy raises for negative exponents)")
+        if np.dtype(dtype).kind != "f" and exponent < 0:  # refused when traced, as numpy does
+            raise NativeUnsupported("an integer to a negative integer power")
         if float(exponent).is_integer() and 1 <= exponent <= 4:
             return f"{T}(" + " * ".join([args[0]] * int(exponent)) + ")"
         if exponent == 0.5:  # numpy's power computes x**0.5 as sqrt: (-inf)**0.5 is NaN, not
@@ -137,8 +162,6 @@ def _scalar_expression(node: Any, args: list[str], arg_dtypes: list[str],
         return x
     if op == "astype" and dtype == "bool":
         return f"{args[0]} != 0"
-    if op == "pow" and np.dtype(dtype).kind != "f":
-        raise NativeUnsupported("integer power (numpy raises for negative exponents)")
     template = SCALAR.get(op)
     if template is None:
         raise NativeUnsupported(f"no scalar spelling for {op}")
@@ -211,6 +234,14 @@ def _element(name: str, shape: tuple[int, ...], loop: tuple[int, ...],
     return f"{name}[{', '.join(index)}]"
 
 
+def _variables(shape: tuple[int, ...]) -> list[str]:
+    return [f"i{d}" for d in range(len(shape))]
+
+
+#: Integer-array index entries a kernel may hold as constants (beyond, the graph falls back).
+MAX_INDEX_TABLE = 1 << 16
+
+
 def _shape_text(shape: tuple[int, ...]) -> str:
     return f"({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"
 
@@ -230,6 +261,8 @@ class Emitter:
         self.emitted: set[int] = set()
         #: Outputs computed straight into the caller's buffer (`o<id>`), which `store` skips.
         self.written: set[int] = set()
+        #: Module-level lines the kernel needs (the lookup tables of integer-array indices).
+        self.globals: list[str] = []
         users: dict[int, set[int]] = {nid: set() for nid in graph.nodes}
         for nid, node in graph.nodes.items():
             for a in node.args:
@@ -349,24 +382,21 @@ class Emitter:
         for r in loop.reductions:
             node = nodes[r]
             axis = node.params["axis"]
+            init = _initial(node)
             if axis is None or len(set(axis)) == len(shape):
-                init = _REDUCE[node.op][0]
-                if np.dtype(node.dtype).kind not in "f" and node.op in ("max", "min"):
-                    info = np.iinfo(node.dtype) if node.dtype != "bool" else None
-                    init = ("False" if node.op == "max" else "True") if info is None else \
-                        repr(info.min if node.op == "max" else info.max)
                 lines.append(f"r{r} = {self.accumulator_type(node)}({init})")
             else:
                 partial = True
-                init = _REDUCE[node.op][0]
                 fill = "np.zeros" if init == "0" else "np.full"
                 extra = "" if init == "0" else f"{init}, "
-                if np.dtype(node.dtype).kind != "f" and init != "0":
-                    raise NativeUnsupported("integer max/min along an axis")
                 lines.append(f"r{r} = {fill}({_shape_text(self.kept_shape(node, shape))}, "
                              f"{extra}{self.accumulator_type(node)})")
         if fast:
             lines += [f"big{m} = 0" for m in loop.members if self.fast_trig(nodes[m])]
+        # integers to negative integer powers: counted in the loop, raised after it as numpy
+        # raises (a raise inside the loop would keep numba from running it in parallel)
+        negative = [m for m in loop.members if _integer_power(nodes[m])]
+        lines += [f"neg{m} = 0" for m in negative]
         parallel = size >= self.parallel_min and not partial and all(
             nodes[r].op in ("sum", "mean") for r in loop.reductions) and shape
         if parallel:
@@ -408,6 +438,8 @@ class Emitter:
                 expression = _scalar_expression(
                     node, args, [nodes[a].dtype for a in node.args], self.math_names)
                 lines.append(f"{indent}t{m} = {expression}  # {describe(m)}")
+            if m in negative:
+                lines.append(f"{indent}neg{m} += np.int64({args[1]} < 0)")
             if self.materialized(m, loop):
                 lines.append(f"{indent}{_element(f'v{m}', shape, shape, variables)} = t{m}")
         for r in loop.reductions:
@@ -424,6 +456,11 @@ class Emitter:
                         if node.params["keepdims"] or d not in axis]
                 target = f"r{r}[{', '.join(kept)}]"
             lines.append(indent + _REDUCE[node.op][1].format(r=target, x=x))
+        for m in negative:
+            message = ("Integers to negative integer powers are not allowed. (in the native "
+                       f"kernel, at {describe(m)})")
+            lines.append(f"if neg{m}:")
+            lines.append(f"    raise ValueError({message!r})")
         return lines
 
     @staticmethod
@@ -446,49 +483,160 @@ class Emitter:
     # other ops ---------------------------------------------------------------------------
 
     def op_getitem(self, nid: int, node: Any, args: list[str]) -> list[str]:
-        text = _index_text(node.params["index"])
+        spec = node.params["index"]
+        if has_array(spec):  # a gather: a loop over the result reading at its addresses
+            plan = self.addresses(nid, self.graph.nodes[node.args[0]].shape, spec)
+            at = element(args[0], plan.axes)
+            return [self.buffer(nid, node.shape, node.dtype),
+                    *nest(plan.shape, f"{element(f'v{nid}', _variables(plan.shape))} = {at}")]
+        text = _index_text(spec)
         if not node.shape:  # an element: numba gives a scalar, sorix a 0-d array
-            return [f"v{nid} = np.empty((), {NB_TYPES[node.dtype]})",
-                    f"v{nid}[()] = {args[0]}[{text}]"]
+            return [self.buffer(nid, (), node.dtype), f"v{nid}[()] = {args[0]}[{text}]"]
         return [f"v{nid} = {args[0]}[{text}]"]
 
     def op_scatter_add(self, nid: int, node: Any, args: list[str]) -> list[str]:
-        spec = node.params["index"]
-        if any(item is None for item in spec):
-            raise NativeUnsupported("scatter_add with a new axis in its index")
-        source = self.graph.nodes[node.args[0]]
-        value = f"{args[0]}[()]" if not source.shape else args[0]
-        # distinct positions (a basic index): adding into zeros is assigning
-        return [f"v{nid} = np.zeros({_shape_text(node.shape)}, {NB_TYPES[node.dtype]})",
-                f"v{nid}[{_index_text(spec)}] = {value}"]
+        # a loop over the value adding at its addresses: repeated positions (integer arrays)
+        # accumulate in the order numpy's add.at adds them, the value's C order
+        plan = self.addresses(nid, node.shape, node.params["index"])
+        at = element(f"v{nid}", plan.axes)
+        value = element(args[0], _variables(plan.shape))
+        add = f"{at} | {value}" if node.dtype == "bool" else f"{at} + {value}"
+        return self.zeros(nid, node.shape, node.dtype) + nest(plan.shape, f"{at} = {add}")
+
+    def zeros(self, nid: int, shape: tuple[int, ...], dtype: str) -> list[str]:
+        """`buffer` filled with zeros: a new array is np.zeros, a caller's output buffer is
+        zeroed by a loop (numba's `fill` and slice assignment each compile a shape check
+        costing about a second per array type)."""
+        if nid not in self.graph.outputs:
+            return [f"v{nid} = np.zeros({_shape_text(shape)}, {NB_TYPES[dtype]})"]
+        return [self.buffer(nid, shape, dtype),
+                *nest(shape, f"{element(f'v{nid}', _variables(shape))} = 0")]
+
+    def addresses(self, nid: int, shape: tuple[int, ...], spec: tuple) -> Addresses:
+        """How node `nid` addresses an array of `shape` through index `spec` (see
+        `native_indexing`); its lookup tables become constants of the kernel's module."""
+        plan = addresses(shape, spec, f"_ix{nid}")
+        size = sum(t.size for t in plan.tables.values())
+        if size > MAX_INDEX_TABLE:
+            raise NativeUnsupported(f"an integer-array index of {size:,} entries (the native "
+                                    f"tier writes at most {MAX_INDEX_TABLE:,} into a kernel)")
+        self.globals += [table_source(name, t) for name, t in plan.tables.items()]
+        return plan
 
     def op_matmul(self, nid: int, node: Any, args: list[str]) -> list[str]:
+        """A loop nest (or np.dot, with scipy) per matrix of the batch; the batch axes
+        broadcast by index arithmetic (an operand's size-1 or missing batch axis reads 0)."""
         nodes = self.graph.nodes
         a, b = (nodes[x] for x in node.args)
-        if len(a.shape) > 2 or len(b.shape) > 2:
-            raise NativeUnsupported("batched matmul")
         T = NB_TYPES[node.dtype]  # noqa: N806
-        if self.dot and np.dtype(node.dtype).kind == "f" and a.dtype == b.dtype == node.dtype:
+        k = a.shape[-1]
+        rows = a.shape[-2] if len(a.shape) >= 2 else None
+        cols = b.shape[-1] if len(b.shape) >= 2 else None
+        batch = node.shape[:len(node.shape) - (rows is not None) - (cols is not None)]
+        batch_vars = [f"p{d}" for d in range(len(batch))]
+
+        def lead(shape: tuple[int, ...]) -> list[str]:
+            """The batch index of an operand of `shape`, broadcast against the result's."""
+            own = shape[:-2]
+            offset = len(batch) - len(own)
+            return ["0" if n == 1 and batch[offset + d] != 1 else batch_vars[offset + d]
+                    for d, n in enumerate(own)]
+
+        a_lead, b_lead = lead(a.shape), lead(b.shape)
+        dot = self.dot and np.dtype(node.dtype).kind == "f" and a.dtype == b.dtype == node.dtype
+        if dot and not batch:
             return [f"v{nid} = np.dot(np.ascontiguousarray({args[0]}), "
                     f"np.ascontiguousarray({args[1]}))"]
-        k = a.shape[-1]
-        rows = a.shape[0] if len(a.shape) == 2 else None
-        cols = b.shape[1] if len(b.shape) == 2 else None
-        out_index = ", ".join(v for v, n in (("i", rows), ("j", cols)) if n is not None)
-        a_index = ", ".join(["i"] * (rows is not None) + ["k"])
-        b_index = ", ".join(["k"] + ["j"] * (cols is not None))
-        lines = [f"v{nid} = np.zeros({_shape_text(node.shape)}, {T})"]
+        lines = self.zeros(nid, node.shape, node.dtype)
         indent = ""
+        for v, n in zip(batch_vars, batch):
+            lines.append(f"{indent}for {v} in range({n}):")
+            indent += "    "
+        if dot:
+            pick = [element(x, index) if index else x
+                    for x, index in ((args[0], a_lead), (args[1], b_lead))]
+            return lines + [f"{indent}v{nid}[{', '.join(batch_vars)}] = np.dot("
+                            f"np.ascontiguousarray({pick[0]}), "
+                            f"np.ascontiguousarray({pick[1]}))"]
+        out = element(f"v{nid}", batch_vars + [v for v, n in (("i", rows), ("j", cols))
+                                               if n is not None])
+        a_at = element(args[0], a_lead + ["i"] * (rows is not None) + ["k"])
+        b_at = element(args[1], b_lead + ["k"] + ["j"] * (cols is not None))
         if rows is not None:
-            lines.append(f"for i in range({rows}):")
-            indent = "    "
+            lines.append(f"{indent}for i in range({rows}):")
+            indent += "    "
         lines.append(f"{indent}for k in range({k}):")
-        lines.append(f"{indent}    aik = {T}({args[0]}[{a_index}])")
+        lines.append(f"{indent}    aik = {T}({a_at})")
         if cols is not None:
             lines.append(f"{indent}    for j in range({cols}):")
-            lines.append(f"{indent}        v{nid}[{out_index or '()'}] += aik * "
-                         f"{T}({args[1]}[{b_index}])")
-        else:
-            lines.append(f"{indent}    v{nid}[{out_index or '()'}] += aik * "
-                         f"{T}({args[1]}[{b_index}])")
+            indent += "    "
+        lines.append(f"{indent}    {out} += aik * {T}({b_at})")
         return lines
+
+    def op_logsumexp(self, nid: int, node: Any, args: list[str]) -> list[str]:
+        axis = node.params["axis"]
+        ndim = len(self.graph.nodes[node.args[0]].shape)
+        axes = tuple(range(ndim)) if axis is None else tuple(sorted(set(axis)))
+        return self.shifted_exp(nid, node, args[0], axes, "logsumexp", node.params["keepdims"])
+
+    def op_softmax(self, nid: int, node: Any, args: list[str]) -> list[str]:
+        return self.shifted_exp(nid, node, args[0], _one_axis(node), "softmax")
+
+    def op_log_softmax(self, nid: int, node: Any, args: list[str]) -> list[str]:
+        return self.shifted_exp(nid, node, args[0], _one_axis(node), "log_softmax")
+
+    def shifted_exp(self, nid: int, node: Any, x: str, axes: tuple[int, ...], kind: str,
+                    keepdims: bool = True) -> list[str]:
+        """logsumexp, softmax or log_softmax of `x` over `axes`, as `sorix.ir.kernels` computes
+        them: shifted by the maximum, or by 0 where the maximum is not finite (so a row of
+        -inf gives -inf, NaN and +inf propagate as numpy's do). A loop over the kept axes runs,
+        per slice, a pass for the maximum, one for the sum of exponentials (accumulated in
+        float64, as the native sums are) and, for the softmaxes, one writing the result."""
+        source = self.graph.nodes[node.args[0]]
+        shape, dtype = source.shape, node.dtype
+        T = NB_TYPES[dtype]  # noqa: N806
+        exp, log = self.math_names("exp", dtype), self.math_names("log", dtype)
+        variables = _variables(shape)
+        value = _cast(element(x, variables), source.dtype, dtype)
+        here = element(f"v{nid}", variables)
+        lines = [self.buffer(nid, node.shape, dtype)]
+        indent = ""
+        for d, n in enumerate(shape):
+            if d not in axes:
+                lines.append(f"{indent}for i{d} in range({n}):")
+                indent += "    "
+
+        def over_axes(*body: str) -> list[str]:
+            inner, out = indent, []
+            for d in axes:
+                out.append(f"{inner}for i{d} in range({shape[d]}):")
+                inner += "    "
+            return out + [inner + line for line in body]
+
+        m, s, e = f"m{nid}", f"s{nid}", f"e{nid}"
+        lines.append(f"{indent}{m} = {T}(-np.inf)")
+        lines += over_axes(f"x{nid} = {value}",
+                           f"{m} = x{nid} if (x{nid} > {m} or x{nid} != x{nid}) else {m}")
+        lines.append(f"{indent}{m} = {m} if np.isfinite({m}) else {T}(0)")
+        lines.append(f"{indent}{s} = 0.0")
+        lines += over_axes(f"{e} = {exp}({value} - {m})",
+                           *([f"{here} = {e}"] if kind == "softmax" else []),
+                           f"{s} += {e}")
+        total = f"{log}({T}({s})) + {m}"
+        if kind == "softmax":
+            lines += over_axes(f"{here} = {here} / {T}({s})")
+        elif kind == "log_softmax":
+            lines.append(f"{indent}l{nid} = {total}")
+            lines += over_axes(f"{here} = {value} - l{nid}")
+        else:
+            kept = [("0" if d in axes else v) for d, v in enumerate(variables)
+                    if keepdims or d not in axes]
+            lines.append(f"{indent}{element(f'v{nid}', kept)} = {total}")
+        return lines
+
+
+def _one_axis(node: Any) -> tuple[int, ...]:
+    """The softmaxes' axis as a tuple of one (none for a 0-d array, whose one element is the
+    slice, as numpy reduces a 0-d array over axis 0)."""
+    ndim = len(node.shape)
+    return (node.params["axis"] % ndim,) if ndim else ()
