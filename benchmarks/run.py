@@ -766,6 +766,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.append("")
         out.append("W2 peak traced memory: " + ", ".join(
             f"{name} {value / 2**20:.1f} MiB" for name, value in memory.items()))
+    from benchmarks.swell import swell_table  # derivative orders 1-6 beside SymPy and peers
+    out += ["", swell_table()]
     text = "\n".join(out) + "\n"
     print(text)
     if opts.markdown:

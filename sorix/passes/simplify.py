@@ -21,14 +21,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from sorix.errors import SorixError
-from sorix.ir.graph import Graph, Node, freeze_attrs
+from sorix.ir.graph import Graph, Node
 from sorix.ir.ops import OPS
 from sorix.ir.printing import canonical_names, format_node
+from sorix.passes.canonical import (
+    canonicalize,
+    constant,
+    emit,
+    fits,
+    normal,
+    normal_product,
+    power,
+    scalar_value,
+)
 from sorix.passes.rebuild import Change, Rebuild
 
 Rule = Callable[[Rebuild, Node], "int | None"]
@@ -42,38 +51,6 @@ def _is_exactly(rb: Rebuild, nid: int, value: float) -> bool:
     found = scalar_value(rb, nid)
     return found is not None and found == value and bool(
         np.signbit(found) == np.signbit(value))
-
-
-def scalar_value(rb: Rebuild, nid: int) -> float | None:
-    """The one value of a constant (or a broadcast of one) whose elements are all equal."""
-    node = rb.node(nid)
-    while node.op == "broadcast_to":
-        node = rb.node(node.args[0])
-    if not node.is_constant or node.value.size == 0:
-        return None
-    flat = node.value.reshape(-1)
-    first = flat[0]
-    if not np.all(flat == first) or not np.isfinite(first):
-        return None
-    return first.item()
-
-
-def _fits(rb: Rebuild, nid: int, node: Node) -> bool:
-    """Whether new node `nid` can stand for `node` unchanged: same shape and dtype."""
-    arg = rb.node(nid)
-    return arg.shape == node.shape and arg.dtype == node.dtype
-
-
-def emit(rb: Rebuild, op: str, *args: int, **attrs: Any) -> int:
-    """Add `op(*args, **attrs)` to the new graph, its shape and dtype from the op table."""
-    records = [rb.node(a) for a in args]
-    shape = OPS[op].shape(*[r.shape for r in records], **attrs)
-    dtype = OPS[op].dtype(*[r.dtype for r in records], **attrs)
-    return rb.add(op, list(args), freeze_attrs(attrs), shape, dtype)
-
-
-def constant(rb: Rebuild, value: float, dtype: str) -> int:
-    return rb.builder.const(np.asarray(value, dtype=dtype))
 
 
 def _power(rb: Rebuild, nid: int) -> tuple[int, float]:
@@ -115,7 +92,7 @@ def _identity_element(rb: Rebuild, node: Node, value: float,
     """The other operand, where the operand at one of `positions` is the constant `value`."""
     for pos in positions:
         other = node.args[1 - pos]
-        if _is_exactly(rb, node.args[pos], value) and _fits(rb, other, node):
+        if _is_exactly(rb, node.args[pos], value) and fits(rb, other, node):
             return other
     return None
 
@@ -146,7 +123,7 @@ def _mul_minus_one(rb: Rebuild, node: Node) -> int | None:
     """x * -1 -> -x."""
     for pos in (0, 1):
         other = node.args[1 - pos]
-        if scalar_value(rb, node.args[pos]) == -1.0 and _fits(rb, other, node):
+        if scalar_value(rb, node.args[pos]) == -1.0 and fits(rb, other, node):
             return emit(rb, "neg", other)
     return None
 
@@ -155,7 +132,7 @@ def _zero_minus(rb: Rebuild, node: Node) -> int | None:
     """(-0.0) - x -> -x.
 
     Only from the negative zero: 0.0 - 0.0 is +0.0, not -0.0."""
-    if _is_exactly(rb, node.args[0], -0.0) and _fits(rb, node.args[1], node):
+    if _is_exactly(rb, node.args[0], -0.0) and fits(rb, node.args[1], node):
         return emit(rb, "neg", node.args[1])
     return None
 
@@ -181,13 +158,14 @@ def _sub_negation(rb: Rebuild, node: Node) -> int | None:
 def _like_terms(rb: Rebuild, node: Node) -> int | None:
     """a x + b x -> (a + b) x, for nonzero constants a and b of one sign."""
     (x, a), (y, b) = (_scaled(rb, arg) for arg in node.args)
-    if x != y or (a, b) == (1.0, 1.0) or not _fits(rb, x, node):
+    if x != y or (a, b) == (1.0, 1.0) or not fits(rb, x, node):
         return None
     if node.op == "sub":
         b = -b
     if a * b <= 0:  # x = inf: inf*a + inf*b is NaN for opposite signs, (a + b)*inf is not
         return None
-    return emit(rb, "mul", x, constant(rb, a + b, node.dtype))
+    total = normal(a + b, node.dtype)  # 1e308 x + 1e308 x is 2e298 at 1e-10, not inf x
+    return None if total is None else emit(rb, "mul", x, constant(rb, total, node.dtype))
 
 
 def _common_factor(rb: Rebuild, node: Node) -> int | None:
@@ -199,9 +177,9 @@ def _common_factor(rb: Rebuild, node: Node) -> int | None:
         rest_a = a.args[1] if a.args[0] == shared else a.args[0]
         rest_b = b.args[1] if b.args[0] == shared else b.args[0]
         inner = emit(rb, node.op, rest_a, rest_b)
-        if rb.node(inner).shape == node.shape or _fits(rb, shared, node):
+        if rb.node(inner).shape == node.shape or fits(rb, shared, node):
             new = emit(rb, "mul", shared, inner)
-            if _fits(rb, new, node):
+            if fits(rb, new, node):
                 return new
     return None
 
@@ -218,42 +196,35 @@ def _negated_factors(rb: Rebuild, node: Node) -> int | None:
 
 
 def _constant_factors(rb: Rebuild, node: Node) -> int | None:
-    """c1 * (c2 * x) -> (c1 c2) * x."""
+    """c1 * (c2 * x) -> (c1 c2) * x.
+
+    Only where c1 c2 neither overflows nor underflows: 1e200 * (1e200 * x) stays."""
     for pos in (0, 1):
         c1 = scalar_value(rb, node.args[pos])
         inner = rb.node(node.args[1 - pos])
         if c1 is None or inner.op != "mul":
             continue
         x, c2 = _scaled(rb, node.args[1 - pos])
-        if x != node.args[1 - pos] and _fits(rb, x, node):
-            return emit(rb, "mul", x, constant(rb, c1 * c2, node.dtype))
+        folded = normal_product(c1, c2, node.dtype)  # 1e200 * (1e200 * x) is 1e100 at 1e-300
+        if x != node.args[1 - pos] and folded is not None and fits(rb, x, node):
+            return emit(rb, "mul", x, constant(rb, folded, node.dtype))
     return None
 
 
 def _product_of_powers(rb: Rebuild, node: Node) -> int | None:
     """x**a * x**b -> x**(a + b), for integer exponents of one sign."""
     (x, a), (y, b) = (_power(rb, arg) for arg in node.args)
-    if x != y or (a, b) == (1, 1) or a * b <= 0 or not _fits(rb, x, node):
+    if x != y or (a, b) == (1, 1) or a * b <= 0 or not fits(rb, x, node):
         return None
     if not (float(a).is_integer() and float(b).is_integer()):  # (-1)**1.5 is NaN, (-1)**3 not
         return None
-    return _pow(rb, x, a + b)
-
-
-def _pow(rb: Rebuild, x: int, exponent: float) -> int:
-    if exponent == 1:
-        return x
-    if exponent == 2:
-        return emit(rb, "mul", x, x)
-    if isinstance(exponent, float) and exponent.is_integer():
-        exponent = int(exponent)
-    return emit(rb, "pow_scalar", x, exponent=exponent)
+    return power(rb, x, a + b)
 
 
 def _negated_scaling(rb: Rebuild, node: Node) -> int | None:
     """-(c * x) -> (-c) * x: the constant absorbs the negation."""
     x, c = _scaled(rb, node.args[0])
-    if x == node.args[0] or not _fits(rb, x, node):
+    if x == node.args[0] or not fits(rb, x, node):
         return None
     return emit(rb, "mul", x, constant(rb, -c, node.dtype))
 
@@ -267,7 +238,7 @@ def _scatters(rb: Rebuild, node: Node) -> int | None:
         return None
     inner = emit(rb, node.op, a.args[0], b.args[0])
     merged = emit(rb, "scatter_add", inner, **a.params)
-    return merged if _fits(rb, merged, node) else None
+    return merged if fits(rb, merged, node) else None
 
 
 def _scatter_partners(rb: Rebuild, node: Node) -> int | None:
@@ -286,7 +257,7 @@ def _scatter_partners(rb: Rebuild, node: Node) -> int | None:
                 merged = emit(rb, "scatter_add", emit(rb, "add", partner.args[0], last.args[0]),
                               **last.params)
                 new = emit(rb, "add", chain.args[1 - inner_pos], merged)
-                return new if _fits(rb, new, node) else None
+                return new if fits(rb, new, node) else None
     return None
 
 
@@ -299,13 +270,13 @@ def _involution(rb: Rebuild, node: Node) -> int | None:
 def _small_exponents(rb: Rebuild, node: Node) -> int | None:
     """x**1 -> x, x**2 -> x * x, x**0 -> 1 (numpy's nan**0 is 1 too), x**0.5 -> sqrt(x)."""
     n, x = node.params["exponent"], node.args[0]
-    if not _fits(rb, x, node):
+    if not fits(rb, x, node):
         return None
     if n == 0:
         return emit(rb, "broadcast_to", constant(rb, 1, node.dtype), shape=node.shape)
     if n == 0.5:
         return emit(rb, "sqrt", x)
-    return _pow(rb, x, n) if n in (1, 2) else None
+    return power(rb, x, n) if n in (1, 2) else None
 
 
 def _pow_of_pow(rb: Rebuild, node: Node) -> int | None:
@@ -314,13 +285,13 @@ def _pow_of_pow(rb: Rebuild, node: Node) -> int | None:
     n = node.params["exponent"]
     if x == node.args[0] or not isinstance(n, int) or not float(a).is_integer():
         return None
-    return _pow(rb, x, a * n)
+    return power(rb, x, a * n)
 
 
 def _exp_of_log(rb: Rebuild, node: Node) -> int | None:
     """exp(log(x)) -> x where x is known positive (elsewhere log gives NaN)."""
     inner = rb.node(node.args[0])
-    if inner.op == "log" and _positive(rb, inner.args[0]) and _fits(rb, inner.args[0], node):
+    if inner.op == "log" and _positive(rb, inner.args[0]) and fits(rb, inner.args[0], node):
         return inner.args[0]
     return None
 
@@ -328,9 +299,25 @@ def _exp_of_log(rb: Rebuild, node: Node) -> int | None:
 def _log_of_exp(rb: Rebuild, node: Node) -> int | None:
     """log(exp(x)) -> x (and no overflow for large x)."""
     inner = rb.node(node.args[0])
-    if inner.op == "exp" and _fits(rb, inner.args[0], node):
+    if inner.op == "exp" and fits(rb, inner.args[0], node):
         return inner.args[0]
     return None
+
+
+def _softplus(rb: Rebuild, node: Node) -> int | None:
+    """log(1 + exp(x)) -> softplus(x), and log1p(exp(x)) likewise: finite for large x."""
+    inner = rb.node(node.args[0])
+    if node.op == "log":
+        if inner.op != "add":
+            return None
+        ones = [pos for pos in (0, 1) if scalar_value(rb, inner.args[pos]) == 1.0]
+        if not ones:
+            return None
+        inner = rb.node(inner.args[1 - ones[0]])
+    if inner.op != "exp" or np.dtype(inner.dtype).kind != "f" or not fits(
+            rb, inner.args[0], node):
+        return None
+    return emit(rb, "softplus", inner.args[0])
 
 
 def _log1p(rb: Rebuild, node: Node) -> int | None:
@@ -340,7 +327,7 @@ def _log1p(rb: Rebuild, node: Node) -> int | None:
         return None
     for pos in (0, 1):
         x = inner.args[1 - pos]
-        if scalar_value(rb, inner.args[pos]) == 1.0 and _fits(rb, x, node):
+        if scalar_value(rb, inner.args[pos]) == 1.0 and fits(rb, x, node):
             return emit(rb, "log1p", x)
     return None
 
@@ -376,7 +363,7 @@ def _softmax(rb: Rebuild, node: Node) -> int | None:
     if num.op != "exp" or den.op != "sum" or den.args[0] != node.args[0]:
         return None
     axis, keepdims = den.params["axis"], den.params["keepdims"]
-    if not keepdims or axis is None or len(axis) != 1 or not _fits(rb, node.args[0], node):
+    if not keepdims or axis is None or len(axis) != 1 or not fits(rb, node.args[0], node):
         return None
     return emit(rb, "softmax", num.args[0], axis=axis[0])
 
@@ -387,7 +374,7 @@ def _minus_logsumexp(rb: Rebuild, node: Node) -> int | None:
     if lse.op != "logsumexp" or lse.args[0] != x or not lse.params["keepdims"]:
         return None
     axis = lse.params["axis"]
-    if axis is None or len(axis) != 1 or not _fits(rb, x, node):
+    if axis is None or len(axis) != 1 or not fits(rb, x, node):
         return None
     return emit(rb, "log_softmax", x, axis=axis[0])
 
@@ -399,6 +386,8 @@ def _sum_of_broadcast(rb: Rebuild, node: Node) -> int | None:
         return None
     x = inner.args[0]
     copies = math.prod(inner.shape) // max(math.prod(rb.node(x).shape), 1)
+    if copies == 0:  # an empty sum is 0, whatever x holds (sum(x) * 0 is NaN at inf)
+        return constant(rb, 0.0, node.dtype)
     total = emit(rb, "sum", x, axis=None, keepdims=False)
     if rb.node(total).dtype != node.dtype:
         return None
@@ -417,7 +406,7 @@ def _unbroadcast_constant(rb: Rebuild, node: Node) -> int | None:
     if args == list(node.args):
         return None
     new = emit(rb, node.op, *args, **node.params)
-    return new if _fits(rb, new, node) else None
+    return new if fits(rb, new, node) else None
 
 
 def _constant_broadcasts(rb: Rebuild, node: Node) -> int | None:
@@ -444,7 +433,7 @@ def _constant_broadcasts(rb: Rebuild, node: Node) -> int | None:
 
 def _no_op(rb: Rebuild, node: Node) -> int | None:
     """reshape, broadcast_to or astype to what the argument already is -> the argument."""
-    return node.args[0] if _fits(rb, node.args[0], node) else None
+    return node.args[0] if fits(rb, node.args[0], node) else None
 
 
 def _chain(rb: Rebuild, node: Node) -> int | None:
@@ -478,7 +467,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "neg": (_involution, _negated_scaling),
     "pow_scalar": (_small_exponents, _pow_of_pow),
     "exp": (_exp_of_log,),
-    "log": (_log_of_exp, _log1p, _log_sigmoid, _log_sum_exp, _log_softmax),
+    "log": (_log_of_exp, _softplus, _log1p, _log_sigmoid, _log_sum_exp, _log_softmax),
+    "log1p": (_softplus,),
     "sum": (_sum_of_broadcast,),
     "reshape": (_no_op, _chain),
     "broadcast_to": (_no_op, _chain),
@@ -496,35 +486,49 @@ FAST_MATH_RULES: dict[str, tuple[Rule, ...]] = {
 
 
 def simplify(graph: Graph) -> Graph:
-    return _simplify(graph, RULES)
+    """The rules of RULES, then the canonical forms of sums and products (`canonicalize`)."""
+    return _then_canonical(_simplify(graph, RULES), RULES)
+
+
+def _then_canonical(graph: Graph, table: dict[str, tuple[Rule, ...]],
+                    fast: bool = False) -> Graph:
+    """`graph` in canonical form, where the table merges like terms (the forms are that rule
+    for sums of any length: switching `_like_terms` off switches them off)."""
+    if _like_terms not in table.get("add", ()):
+        return graph
+    result = canonicalize(graph, fast)
+    if result is graph:
+        return graph
+    return result.with_results(changes=graph.changes + result.changes)
 
 
 def simplify_fast_math(graph: Graph) -> Graph:
     """simplify, plus the FAST_MATH_RULES (opt in: `passes=[..., simplify_fast_math, ...]`)."""
     rules = {op: RULES.get(op, ()) + FAST_MATH_RULES.get(op, ())
              for op in set(RULES) | set(FAST_MATH_RULES)}
-    return _simplify(graph, rules)
+    return _then_canonical(_simplify(graph, rules), rules, fast=True)
 
 
 def _simplify(graph: Graph, table: dict[str, tuple[Rule, ...]]) -> Graph:
     rebuild = Rebuild(graph)
-    names = canonical_names(graph)
+    names: dict[int, str] | None = None  # made at the first change: most calls change nothing
     for nid in graph.order():
         node = graph.nodes[nid]
         new = None
         rules = table.get(node.op, ())
         if OPS[node.op].elementwise if node.op in OPS else False:
             rules = (*rules, _constant_broadcasts, _unbroadcast_constant)
+        view = Node(node.op, tuple(rebuild.mapping[a] for a in node.args), node.attrs,
+                    node.shape, node.dtype) if rules else node
         for rule in rules:
-            view = Node(node.op, tuple(rebuild.mapping[a] for a in node.args), node.attrs,
-                        node.shape, node.dtype)
             try:
                 new = rule(rebuild, view)
             except SorixError:  # the op table refuses the rewrite (an integer to a power < 0)
                 new = None  # what the rule built is unused, and `finish` drops it
-            if new is not None and not _fits(rebuild, new, node):
+            if new is not None and not fits(rebuild, new, node):
                 new = None  # a rule may never change a shape or a dtype
             if new is not None:
+                names = names or canonical_names(graph)
                 rebuild.changes.append(Change(
                     "rewritten", f"{names[nid]} = {format_node(node, names)}",
                     rule=rule.__doc__.strip().splitlines()[0]))
