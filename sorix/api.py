@@ -221,7 +221,10 @@ class Transformed:
                  static_argnums: Sequence[int] = (), static_argnames: Sequence[str] = (),
                  passes: Sequence[Callable[[Graph], Graph]] | None = None,
                  named_like: Callable[..., Any] | None = None,
-                 cache_size: int = DEFAULT_CACHE_SIZE, tier: str = "auto") -> None:
+                 cache_size: int = DEFAULT_CACHE_SIZE, tier: str = "auto",
+                 compute: bool = False) -> None:
+        #: Dask arguments: compute the lazy results before returning them (sorix.compute).
+        self.compute = compute
         if backend is not None:
             backend_record(backend)  # an unknown name fails now, not at the first call
         tiers.check_tier(tier)
@@ -551,11 +554,13 @@ def _describe(part: Any) -> str:
 def jit(fn: Callable[..., Any] | None = None, *, backend: str | None = None,
         static_argnums: int | Sequence[int] = (), static_argnames: str | Sequence[str] = (),
         passes: Sequence[Callable[[Graph], Graph]] | None = None,
-        cache_size: int = DEFAULT_CACHE_SIZE, tier: str = "auto") -> Any:
+        cache_size: int = DEFAULT_CACHE_SIZE, tier: str = "auto", compute: bool = False) -> Any:
     """Compile `fn` once per input signature; usable as `@jit` or `@jit(static_argnums=1)`.
 
-    `backend`: None (by the arguments' device: numpy for cpu tensors, cupy for CUDA tensors)
-    or a registered backend's name ("numpy", "cupy", "native", "interpreter").
+    `backend`: None (by the arguments' device: numpy for cpu tensors, cupy for CUDA tensors,
+    dask for dask arrays) or a registered backend's name ("numpy", "cupy", "native",
+    "interpreter", "dask"). `compute`: on dask, return computed numpy arrays (all outputs in
+    one `dask.compute`) instead of lazy dask arrays.
     `cache_size`: how many signatures (shapes, dtypes, static values) stay compiled, 256 by
     default (`sorix.api.DEFAULT_CACHE_SIZE`); beyond it the least recently used is dropped.
     `tier` (CPU programs of the numpy backend): "auto" runs the numpy program first and, once
@@ -579,7 +584,7 @@ def jit(fn: Callable[..., Any] | None = None, *, backend: str | None = None,
 
     def wrap(f: Callable[..., Any]) -> Transformed:
         return Transformed(f, getattr(f, "__name__", "fn"), backend, statics, names, passes,
-                           cache_size=cache_size, tier=tier)
+                           cache_size=cache_size, tier=tier, compute=compute)
 
     return wrap if fn is None else wrap(fn)
 
@@ -649,10 +654,11 @@ def _differentiate(fn: Callable[..., Any], args: Sequence[Any], argnums: Sequenc
 
 def value_and_grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0,
                    has_aux: bool = False, *, passes: Sequence[Any] | None = None,
-                   tier: str = "auto") -> Transformed:
+                   tier: str = "auto", compute: bool = False) -> Transformed:
     """A function returning (fn(*args), gradient of fn w.r.t. args[argnums]).
 
     With `has_aux`, fn returns (value, aux) and the result is ((value, aux), gradient).
+    `compute`: as for `jit` (dask arguments: value and gradient in one `dask.compute`).
     `tier`: as for `jit`. The traced fn is optimized before it is differentiated (by `passes`
     without fusion; all default passes when None, none for `passes=[]`), so the stabilizing
     rewrites give the gradient too: log(sum(exp(x))) differentiates as logsumexp, to softmax.
@@ -665,14 +671,14 @@ def value_and_grad(fn: Callable[..., Any], argnums: int | Sequence[int] = 0,
         return ((value, aux), g) if has_aux else (value, g)
 
     return Transformed(symbolic, f"value_and_grad({_name(fn)})", passes=passes, named_like=fn,
-                       tier=tier)
+                       tier=tier, compute=compute)
 
 
 def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
          retain_graph: bool | None = None, create_graph: bool = False,
          allow_unused: bool = False, *, argnums: int | Sequence[int] = 0,
          has_aux: bool = False, passes: Sequence[Any] | None = None,
-         tier: str = "auto") -> Any:
+         tier: str = "auto", compute: bool = False) -> Any:
     """The gradient: of a function (compiled, `argnums=0`), or of tensors (as the original).
 
     `sorix.grad(f)` returns a function computing the gradient of scalar `f` with respect to
@@ -697,7 +703,8 @@ def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
         g = grads[0] if single else tuple(grads)
         return (g, aux) if has_aux else g
 
-    return Transformed(symbolic, f"grad({_name(fn)})", passes=passes, named_like=fn, tier=tier)
+    return Transformed(symbolic, f"grad({_name(fn)})", passes=passes, named_like=fn, tier=tier,
+                       compute=compute)
 
 
 def _per_function(build: Callable[[Callable[..., Any]], Transformed]) -> Callable[..., Any]:

@@ -141,6 +141,20 @@ def test_one_compute_evaluates_the_shared_forward_values_once(monkeypatch):
     assert len(calls) == 3 + 9  # apart, each output runs the cluster again
 
 
+def test_compute_true_returns_the_values_from_one_compute(monkeypatch):
+    calls = []
+    run = fused.run
+    monkeypatch.setattr(fused, "run", lambda *a, **k: calls.append(1) or run(*a, **k))
+    x, y, lx, ly = _w2_inputs((100, 257), 257)
+    eager = sorix.value_and_grad(w2, argnums=(0, 1), compute=True)
+    value, (gx, gy) = eager(lx, ly)
+    assert len(calls) == 3 and isinstance(gx, np.ndarray) and isinstance(gy, np.ndarray)
+    want_value, (want_gx, _) = W2_GRAD(x, y)
+    np.testing.assert_allclose(value, want_value.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gx, want_gx.numpy(), rtol=1e-12)
+    assert isinstance(sorix.jit(lambda a: a * 2.0, compute=True)(da.ones(3)), np.ndarray)
+
+
 def test_jit_on_dask_arguments_is_lazy_and_mixes_with_numpy():
     seen = []
 

@@ -345,7 +345,8 @@ def stand_ins(fn: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """A call of the transform `fn` (a `sorix.api.Transformed`) on dask arguments: traced and
-    looked up on stand-ins, run on the dask arrays; the output tree holds dask arrays."""
+    looked up on stand-ins, run on the dask arrays; the output tree holds dask arrays, or
+    their values (numpy arrays, one `dask.compute`) for a transform made with compute=True."""
     from sorix.backends.runtime import run_program
 
     statics = fn.static_argnums
@@ -358,7 +359,8 @@ def call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     leaves = [leaf for i, a in enumerate(args) if i not in statics
               for leaf in _flat(a)]
     arrays = [as_dask(leaf, fn.__name__) for leaf in leaves]
-    return entry.structure(list(run_program(entry.program, arrays)))
+    result = entry.structure(list(run_program(entry.program, arrays)))
+    return compute(result)[0] if getattr(fn, "compute", False) else result
 
 
 def signature_part(x: Any) -> tuple[Any, ...] | None:
