@@ -27,9 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from sorix import tape_cache
+from sorix import tensor as _tensor
 from sorix.errors import GradError, ShapeError, at_user_line
 from sorix.ir.ops import call
-from sorix.tensor import Tensor, _as_operands, _grad_state, _InPlace
+from sorix.tensor import Tensor, _as_operands, _grad_state, _InPlace, _new_tensor
 
 _DEFERRED = type(lambda: None)  # a rule's deferred cotangent is a plain function
 
@@ -39,8 +41,9 @@ def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
     tensor's parents are not visited (it acts as a leaf)."""
     order: list[Tensor] = []
     visited: set[int] = set()
-    # A tensor is pushed once to be expanded and, as a 1-tuple, once more to be emitted after
-    # its parents (the last parent is expanded first).
+    # A tensor is expanded once; if it pushes parents, it is pushed again as a 1-tuple below
+    # them, to be emitted after them (the last parent is expanded first); if it pushes none
+    # (a leaf, a released tensor, parents all visited) it is emitted at once.
     stack: list[Any] = list(roots)
     pop, push = stack.pop, stack.append
     while stack:
@@ -51,12 +54,15 @@ def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
         if id(t) in visited:
             continue
         visited.add(id(t))
-        push((t,))
-        if t._released:
-            continue
-        for p in t._prev:
-            if p.requires_grad and id(p) not in visited:
-                push(p)
+        if not t._released:
+            mark = len(stack)
+            for p in t._prev:
+                if p.requires_grad and id(p) not in visited:
+                    push(p)
+            if len(stack) != mark:
+                stack.insert(mark, (t,))
+                continue
+        order.append(t)
     return order
 
 
@@ -84,7 +90,7 @@ def fit_cotangent(ct: Tensor, target: Tensor) -> Tensor:
 def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grads: bool,
                   free_graph: bool, wanted: Sequence[Tensor] = (),
                   observe: Callable[[Tensor, Tensor, list[Tensor | None]], None] | None = None,
-                  ) -> dict[int, Tensor]:
+                  order: list[Tensor] | None = None) -> dict[int, Tensor]:
     """Run the VJP rules from `roots` (with cotangents `seeds`) back to the leaves.
 
     keep_grads: accumulate each visited tensor's cotangent into its `.grad`, leaves and
@@ -92,9 +98,11 @@ def backpropagate(roots: Sequence[Tensor], seeds: Sequence[Tensor], *, keep_grad
     free_graph: release the walked graph (see the module docstring).
     observe: called for each rule applied, with the tensor, its full adjoint and the
     cotangent it passes to each parent (None where none): how derivations are recorded.
+    order: `topological_order(roots)`, when the caller has it already.
     Returns the cotangents of the `wanted` tensors, keyed by id.
     """
-    order = topological_order(roots)
+    if order is None:
+        order = topological_order(roots)
     grads: dict[int, Tensor] = {}
     for root, seed in zip(roots, seeds):
         grads[id(root)] = grads[id(root)] + seed if id(root) in grads else seed
@@ -191,9 +199,74 @@ def backward(roots: Sequence[Tensor], gradients: Sequence[Any], retain_graph: bo
     state = _grad_state
     previous, state.enabled = state.enabled, create_graph  # do the rules' ops record?
     try:
-        backpropagate(roots, seeds, keep_grads=True, free_graph=not retain)
+        if create_graph or len(roots) != 1 or _tensor._on_devices:
+            backpropagate(roots, seeds, keep_grads=True, free_graph=not retain)
+        else:
+            _cached_backward(roots[0], seeds[0], not retain)
     finally:
         state.enabled = previous
+
+
+def _cached_backward(root: Tensor, seed: Tensor, free_graph: bool) -> None:
+    """`backpropagate` into `.grad` from one root, through the program cached for the tape's
+    structure where there is one (see `sorix.tape_cache`): the same cotangents, accumulated in
+    the same order, the same tensors released."""
+    slots, key = tape_cache.structure(root)
+    program = tape_cache.lookup(key)
+    if program is None or program is True or (_InPlace.count and not _versions_hold(slots)):
+        # nothing cached, or a version error to raise exactly where the walk raises it
+        order = [t for t in slots if t.requires_grad]  # topological_order's, see structure
+        if program is True:  # the second sighting: record it
+            _record(root, seed, free_graph, order, slots, key)
+        else:
+            backpropagate([root], [seed], keep_grads=True, free_graph=free_graph, order=order)
+        return
+    values = program.run(*[t.data for t in slots], seed.data)
+    made = []
+    for value in values:
+        g = _new_tensor(Tensor)
+        g.data = value
+        made.append(g)
+    n = len(slots)
+    for i, computed, j in program.grads:
+        g = made[j] if computed else seed if j == n else slots[j]
+        t = slots[i]
+        t.grad = g if t.grad is None else t.grad + g
+    if free_graph:
+        for i in program.released:
+            slots[i]._released = True
+
+
+def _record(root: Tensor, seed: Tensor, free_graph: bool, order: list[Tensor],
+            slots: list[Tensor], key: tuple) -> None:
+    """The ordinary backward, recorded into a program for `key` as it runs."""
+    ruled = [i for i, t in enumerate(slots)
+             if t.requires_grad and t._ir is not None and not t._released]
+    recorder = tape_cache.Recorder([*slots, seed])
+    state = _grad_state
+    state.recorder = recorder
+    try:
+        found = backpropagate([root], [seed], keep_grads=False, free_graph=free_graph,
+                              wanted=order, order=order)
+    finally:
+        state.recorder = None
+    for t in reversed(order):  # what keep_grads does during the walk, in the walk's order
+        g = found.get(id(t))
+        if g is not None:
+            t.grad = g if t.grad is None else t.grad + g
+    released = [i for i in ruled if id(slots[i]) in found]
+    tape_cache.store(key, recorder.program(slots, found, released))
+
+
+def _versions_hold(slots: list[Tensor]) -> bool:
+    """Whether no tensor a rule reads has changed in place since it was recorded."""
+    try:
+        for t in reversed(slots):
+            if t.requires_grad and t._ir is not None and not t._released:
+                _check_versions(t)
+    except GradError:
+        return False
+    return True
 
 
 def grad_of_tensors(outputs: Any, inputs: Any, grad_outputs: Any = None,

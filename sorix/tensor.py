@@ -61,6 +61,8 @@ class _GradState(threading.local):
     `enable_grad` restore on exit (a stack: a decorated function may re-enter)."""
 
     enabled = True
+    #: While a backward is being recorded for `sorix.tape_cache`: the recorder of its ops.
+    recorder: Any = None
 
     def __init__(self) -> None:
         self.saved: list[bool] = []
@@ -285,6 +287,8 @@ class Tensor(Operators):
         if self.device is not CPU:
             out.device = self.device
         _share_memory(out, self)
+        if _grad_state.recorder is not None:
+            _grad_state.recorder.alias(out, self)
         return out
 
     def _arg(self, which: str, axis: Any, keepdims: bool) -> Any:
@@ -516,15 +520,19 @@ def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
         out.data = value
     if op.view and builder is None:  # the result may share the operand's memory
         _share_memory(out, operands[0])
-    if _grad_state.enabled and op.vjp is not None:
-        for t in operands:
-            if t.requires_grad:
-                out.requires_grad = True
-                out._prev = operands
-                out._ir = (op, attrs)
-                if _InPlace.count:
-                    out._saved = tuple([p._version for p in operands])
-                break
+    state = _grad_state
+    if state.enabled:
+        if op.vjp is not None:
+            for t in operands:
+                if t.requires_grad:
+                    out.requires_grad = True
+                    out._prev = operands
+                    out._ir = (op, attrs)
+                    if _InPlace.count:
+                        out._saved = tuple([p._version for p in operands])
+                    break
+    elif state.recorder is not None:  # a backward being recorded (sorix.tape_cache)
+        state.recorder.op(op, args, operands, attrs, out)
     return out
 
 

@@ -1,0 +1,252 @@
+"""Backward programs cached per recorded tape structure: eager `backward()` without the rules' cost.
+
+A training or optimization loop records the same graph every iteration: the same ops, attributes,
+shapes and dtypes, wired the same way, over new intermediate tensors. Running the VJP rules
+afresh each time costs far more than their arithmetic on small arrays (each rule's Python, one
+`apply` per op, one Tensor per intermediate cotangent). So `Tensor.backward` (see
+`sorix.autodiff.backward`) asks here first:
+
+- `structure(root)` walks the tape once, in exactly the order `autodiff.topological_order`
+  visits it, and returns that order, the tensors the backward reads (its *slots*: every tensor
+  of the tape, those that require grad and the data and constants they were computed from) and a
+  hashable *key*: per slot its op and attributes, shape, dtype and which slots it was computed
+  from. Equal keys mean the same walk and the same rules applied to the same kinds of values.
+- The second time a key is seen, the ordinary backward runs with a `Recorder` installed for this
+  thread: every op the rules apply (through `sorix.tensor.apply`) is written down against slot
+  numbers. Nothing else changes: the rules are the op table's, the walk is `backpropagate`, so
+  the recorded program is derived from the same per-op VJP rules, computing the same
+  floating-point operations in the same order.
+- `build` turns the recording into one generated numpy function (dead steps dropped) returning
+  every tensor's cotangent; from the third time on, a backward with that key only calls it,
+  wraps the cotangents and accumulates them into `.grad`, leaves and intermediates alike.
+
+Whatever the recording cannot express exactly (a rule reading a tensor that is not a slot or a
+result, a number of a numpy type, attributes that are arrays, a device other than the CPU)
+marks the key uncacheable and the ordinary backward keeps running for it. `create_graph=True`,
+`sorix.grad` and traced tensors never come here.
+
+Threads: the recorder lives in the thread's grad state (`sorix.tensor._GradState`); the cache
+maps keys to immutable programs, and CPython's dict reads and writes are atomic, so two threads
+at worst both record one key and store equal programs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sorix.tensor import Tensor
+
+#: Keys cached at most; past it the cache starts over (a process making endless new structures
+#: keeps paying only for the walk).
+LIMIT = 512
+_UNCACHEABLE = object()
+_SEEN = object()
+_cache: dict[Any, Any] = {}
+
+
+@dataclass(frozen=True)
+class Program:
+    """A backward recorded once for one tape structure.
+
+    run: (every slot's array, then the seed's) -> the cotangents it computes.
+    grads: in walk order, (the slot of a tensor that gets a cotangent, where the cotangent is):
+    (False, s) for slot s's own tensor or the seed (s = `len(slots)`), (True, k) for the
+    program's k-th result.
+    released: the slots of the tensors the walk releases.
+    source: the generated function's text (for inspection and tests).
+    """
+
+    run: Any
+    grads: tuple[tuple[int, bool, int], ...]
+    released: tuple[int, ...]
+    source: str
+
+
+def structure(root: Tensor) -> tuple[list[Tensor], tuple]:
+    """(slots, key) of the tape ending at `root`; see the module docstring.
+
+    The walk is `autodiff.topological_order`'s, step for step, so equal keys give equal orders;
+    the slots that require grad are that order. An op's entry holds no shape or dtype: those
+    follow from its op, attributes and arguments, and the leaves' and data's entries hold
+    theirs."""
+    slots: list[Tensor] = []
+    key: list[Any] = []
+    #: id -> slot number once emitted; -1 while expanded but not yet emitted
+    seen: dict[int, int] = {}
+    get = seen.get
+    stack: list[Any] = [root]
+    pop, push, note, slot = stack.pop, stack.append, key.append, slots.append
+    n = 0
+    while stack:
+        t = pop()
+        if t.__class__ is tuple:  # its parents are emitted: emit it
+            t = t[0]
+        else:
+            if id(t) in seen:
+                continue
+            seen[id(t)] = -1
+            if not t._released:
+                mark = len(stack)
+                for p in t._prev:
+                    if p.requires_grad and id(p) not in seen:
+                        push(p)
+                if len(stack) != mark:  # emitted after those parents
+                    stack.insert(mark, (t,))
+                    continue
+        ir = t._ir
+        if ir is None or t._released:
+            data = t.data
+            note((data.shape, data.dtype))
+        else:
+            refs = []
+            for p in t._prev:
+                s = get(id(p))
+                if s is None:  # data or a constant: read by the rules, never differentiated
+                    s = seen[id(p)] = n
+                    n += 1
+                    slot(p)
+                    data = p.data
+                    note((data.shape, data.dtype, None))
+                refs.append(s)
+            attrs = ir[1]
+            note((ir[0].name, tuple(attrs.items()) if attrs else (), *refs))
+        seen[id(t)] = n
+        n += 1
+        slot(t)
+    return slots, tuple(key)
+
+
+def lookup(key: tuple) -> Program | None | bool:
+    """The program for `key`; None when the ordinary backward should just run; True when it
+    should run under a `Recorder` (the key's second sighting). Unhashable keys (attributes that
+    are arrays) are never cached."""
+    try:
+        found = _cache.get(key)
+    except TypeError:
+        return None
+    if found is None:
+        if len(_cache) >= LIMIT:
+            _cache.clear()
+        _cache[key] = _SEEN
+        return None
+    if found is _SEEN:
+        return True
+    if found is _UNCACHEABLE:
+        return None
+    return found
+
+
+def store(key: tuple, program: Program | None) -> None:
+    _cache[key] = _UNCACHEABLE if program is None else program
+
+
+def clear() -> None:
+    """Forget every cached program (tests use it to see a miss)."""
+    _cache.clear()
+
+
+class Recorder:
+    """Writes down, against slot numbers, the ops a backward applies (see `sorix.tensor.apply`,
+    which calls `op` while a recorder is installed and grad mode is off, and
+    `Tensor._unchanged`, which calls `alias`)."""
+
+    __slots__ = ("where", "steps", "keep", "consts", "count", "failed")
+
+    def __init__(self, inputs: list[Tensor]) -> None:
+        self.where = {id(t): i for i, t in enumerate(inputs)}
+        self.steps: list[tuple[Any, tuple[int, ...], dict[str, Any], int]] = []
+        #: every tensor recorded, kept alive so that no id is reused while recording
+        self.keep: list[Tensor] = list(inputs)
+        self.consts: dict[int, Any] = {}
+        self.count = len(inputs)
+        self.failed = False
+
+    def op(self, op: Any, args: tuple[Any, ...], operands: tuple[Tensor, ...],
+           attrs: dict[str, Any], out: Tensor) -> None:
+        refs = []
+        for a, t in zip(args, operands):
+            if a is t:
+                s = self.where.get(id(t))
+                if s is None:  # a tensor from outside the tape: its value could change
+                    self.failed = True
+                    return
+            elif a.__class__ is float or a.__class__ is int or a.__class__ is bool:
+                s = self.count  # a rule's number, made a constant of the tape's dtype
+                self.count += 1
+                self.consts[s] = t.data
+                self.keep.append(t)
+            else:
+                self.failed = True
+                return
+            refs.append(s)
+        s = self.where[id(out)] = self.count
+        self.count += 1
+        self.keep.append(out)
+        self.steps.append((op, tuple(refs), dict(attrs), s))
+
+    def alias(self, new: Tensor, old: Tensor) -> None:
+        """`new` is a new tensor holding `old`'s very data."""
+        s = self.where.get(id(old))
+        if s is None:
+            self.failed = True
+            return
+        self.where[id(new)] = s
+        self.keep.append(new)
+
+    def program(self, slots: list[Tensor], cotangents: dict[int, Tensor],
+                released: list[int]) -> Program | None:
+        """The recording as a `Program`, given each tensor's cotangent from the walk (by id);
+        None if something could not be recorded exactly."""
+        if self.failed:
+            return None
+        inputs = len(slots) + 1  # the seed is the last input
+        results: list[int] = []
+        grads = []
+        for i in reversed(range(len(slots))):
+            g = cotangents.get(id(slots[i]))
+            if g is None or not slots[i].requires_grad:
+                continue
+            s = self.where.get(id(g))
+            if s is None or s in self.consts:
+                return None
+            if s < inputs:
+                grads.append((i, False, s))
+            else:
+                if s not in results:
+                    results.append(s)
+                grads.append((i, True, results.index(s)))
+        run, source = build(inputs, self.steps, self.consts, results)
+        return Program(run, tuple(grads), tuple(released), source)
+
+
+def build(inputs: int, steps: list[tuple[Any, tuple[int, ...], dict[str, Any], int]],
+          consts: dict[int, Any], results: list[int]) -> tuple[Any, str]:
+    """One numpy function (slot arrays) -> the `results` slots, running the recorded steps that
+    they need, each op through its `impl` (the op table's lowering, as `apply` runs it)."""
+    needed = set(results)
+    kept = []
+    for step in reversed(steps):
+        if step[3] in needed:
+            needed.update(step[1])
+            kept.append(step)
+    namespace: dict[str, Any] = {"np": np, "ndarray": np.ndarray, "asarray": np.asarray}
+    for s, value in consts.items():
+        namespace[f"s{s}"] = value
+    params = ", ".join(f"s{i}" for i in range(inputs))
+    lines = [f"def backward_program({params}):"]
+    for op, refs, attrs, s in reversed(kept):
+        namespace[f"f{s}"] = op.impl
+        words = [f"s{r}" for r in refs]
+        for name, value in attrs.items():
+            namespace[f"a{s}_{name}"] = value
+            words.append(f"{name}=a{s}_{name}")
+        lines.append(f"    s{s} = f{s}(np, {', '.join(words)})  # {op.name}")
+        lines.append(f"    if s{s}.__class__ is not ndarray:")
+        lines.append(f"        s{s} = asarray(s{s})")
+    lines.append(f"    return ({''.join(f's{r}, ' for r in results)})")
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, "<sorix backward program>", "exec"), namespace)  # noqa: S102 (ours)
+    return namespace["backward_program"], source
