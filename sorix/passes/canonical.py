@@ -29,6 +29,7 @@ does.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,9 @@ ONE: Monomial = ((), ())
 ARITHMETIC = frozenset({"add", "sub", "neg", "mul", "div"})
 #: What an operation costs in the cost model (a division takes about two multiplications).
 COST = {"div": 2}
+#: An arithmetic tree read as one form has at most this many operations (deep chains, such as
+#: the gradient of a 100,000-deep chain, are read in pieces: the work stays linear).
+MAX_TREE = 64
 #: Bases repeated at least this often become one pow_scalar rather than a chain of mul.
 POW_FROM = 3
 
@@ -56,12 +60,21 @@ POW_FROM = 3
 
 def scalar_value(rb: Rebuild, nid: int) -> float | None:
     """The one finite value of a constant (or a broadcast of one) whose elements are all equal."""
-    node = rb.node(nid)
+    return uniform_value(rb.builder.nodes, nid)
+
+
+def uniform_value(nodes: Mapping[int, Node], nid: int) -> float | None:
+    """`scalar_value` over a graph's node records."""
+    node = nodes[nid]
     while node.op == "broadcast_to":
-        node = rb.node(node.args[0])
-    if not node.is_constant or node.value.size == 0:
+        node = nodes[node.args[0]]
+    value = node.value
+    if value is None or value.size == 0:
         return None
-    flat = node.value.reshape(-1)
+    if value.ndim == 0:  # the common case, without numpy's reductions
+        first = value.item()
+        return first if isinstance(first, (int, float)) and math.isfinite(first) else None
+    flat = value.reshape(-1)
     first = flat[0]
     if not np.all(flat == first) or not np.isfinite(first):
         return None
@@ -86,9 +99,17 @@ def constant(rb: Rebuild, value: float, dtype: str) -> int:
     return rb.builder.const(np.asarray(value, dtype=dtype))
 
 
+#: The smallest normal number of each floating dtype (a table, read only).
+TINY = {name: float(np.finfo(name).tiny) for name in ("float16", "float32", "float64")}
+
+
 def normal(value: float, dtype: str) -> float | None:
     """`value` in `dtype` if it is zero or a normal number there, else None (it over- or
     underflowed: folding it would change what the unfolded constants compute)."""
+    if dtype == "float64":  # Python's floats are float64: no numpy scalar needed
+        if not math.isfinite(value) or (value != 0 and abs(value) < TINY[dtype]):
+            return None
+        return float(value)
     cast = np.asarray(value, dtype=dtype)
     if not np.isfinite(cast) or (cast != 0 and abs(cast) < np.finfo(dtype).tiny):
         return None
@@ -217,7 +238,7 @@ class Canonicalizer:
         was."""
         if self.is_interior(nid, parent):
             self.plain(nid)
-        c = _constant_value(self.graph, nid) if number else None
+        c = uniform_value(self.graph.nodes, nid) if number else None
         if c is not None and self.graph.nodes[nid].dtype == parent.dtype:
             return Form(offset=c)
         return Form({((((nid, 1),), ()), 1): 1.0})
@@ -418,20 +439,6 @@ def _one_scale(pairs: list[tuple[Monomial, float]]) -> bool:
     return len(sizes) == 1 and min(sizes) > 1 and all(m != ONE for m, _ in pairs)
 
 
-def _constant_value(graph: Graph, nid: int) -> float | None:
-    """The one finite value of old constant `nid` (or of a broadcast of one), if it has one."""
-    node = graph.nodes[nid]
-    while node.op == "broadcast_to":
-        node = graph.nodes[node.args[0]]
-    if not node.is_constant or node.value.size == 0:
-        return None
-    flat = node.value.reshape(-1)
-    first = flat[0]
-    if not np.isfinite(first) or not np.all(flat == first):
-        return None
-    return first.item()
-
-
 def _chain(rb: Rebuild, parts: list[int]) -> int | None:
     total = None
     for part in parts:
@@ -447,8 +454,11 @@ def _reciprocal(pair: tuple[Monomial, float]) -> tuple[Monomial, float] | None:
     return (den, num), 1.0 / c
 
 
+FLOATING = frozenset({"float16", "float32", "float64"})
+
+
 def _floating(dtype: str) -> bool:
-    return np.dtype(dtype).kind == "f"
+    return dtype in FLOATING
 
 
 def use_counts(graph: Graph) -> dict[int, int]:
@@ -476,21 +486,22 @@ def canonicalize(graph: Graph, fast: bool = False) -> Graph:
             continue
         cost = COST.get(node.op, 1)
         for a in node.args:
-            if a in tree and uses[a] == 1 and nodes[a].dtype == node.dtype:
+            if a in tree and uses[a] == 1 and nodes[a].dtype == node.dtype and \
+                    cost + tree[a] <= MAX_TREE:
                 interior.add(a)
                 user[a] = nid
                 cost += tree[a]
         tree[nid] = cost
-    # A tree of one operation has no cheaper form (x + x -> 2 x costs as much): skip its forms.
     root_of: dict[int, int] = {}
     for nid in reversed(order):
         if nid in tree:
             root_of[nid] = root_of[user[nid]] if nid in interior else nid
+    worth = {r for r in tree if r not in interior and (fast or _promising(nodes, interior, r))}
     canon = Canonicalizer(graph, interior, fast)
     canon.tree = tree
     accepted = []
     for nid in order:
-        if nid not in tree or not (fast or tree[root_of[nid]] >= 2):
+        if nid not in tree or root_of[nid] not in worth:
             continue
         canon.forms[nid] = form = canon.read(nodes[nid])
         if nid in interior:
@@ -503,6 +514,39 @@ def canonicalize(graph: Graph, fast: bool = False) -> Graph:
     if not accepted:
         return graph
     return _rebuild(canon, accepted)
+
+
+def _promising(nodes: Mapping[int, Node], interior: set[int], root: int) -> bool:
+    """Whether the tree under `root` could have a cheaper form: it holds one operand twice, two
+    divisions, or constants in two adjacent sums (products) that could fold (2 x + 1 has none
+    of these: every form of it costs as much)."""
+    seen: set[int] = set()
+    stack: list[tuple[int, str, bool]] = [(root, "", False)]
+    divisions = negations = scaled = 0
+    while stack:
+        nid, outer, outer_constant = stack.pop()
+        node = nodes[nid]
+        divisions += node.op == "div"
+        negations += node.op == "neg"
+        kind = _KIND.get(node.op, outer)  # a negation goes with what it is in
+        constant = any(a not in interior and uniform_value(nodes, a) is not None
+                       for a in node.args)
+        if constant and kind == outer and outer_constant:
+            return True
+        scaled += constant and kind == "product"
+        if node.op == "neg":
+            constant = outer_constant
+        for a in node.args:
+            if a in interior:
+                stack.append((a, kind, constant))
+            elif a in seen:
+                return True
+            else:
+                seen.add(a)
+    return divisions >= 2 or (negations > 0 and scaled > 0)  # -(c x) is (-c) x
+
+
+_KIND = {"add": "sum", "sub": "sum", "mul": "product", "div": "product"}
 
 
 def _rebuild(canon: Canonicalizer, accepted: list[int]) -> Graph:
