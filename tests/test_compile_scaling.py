@@ -14,6 +14,8 @@ import pytest
 
 import sorix
 import sorix.passes.fuse as fuse_module
+from sorix.backends import codegen
+from sorix.errors import DomainError
 from sorix.ir.graph import GraphBuilder
 from sorix.passes.cse import eliminate_common_subexpressions
 from sorix.passes.dce import eliminate_dead_code
@@ -22,8 +24,9 @@ from sorix.passes.fuse import fuse
 from sorix.passes.manager import DEFAULT_PIPELINE
 from sorix.tracing import Abstract
 
-#: Deep enough that a walk recursing per node, or a pass quadratic in the nodes, would show.
-DEPTH = 20_000
+#: Deep enough that a walk recursing per node, or a pass quadratic in the nodes, would show,
+#: and that the program is generated in several parts (about 36,000 nodes).
+DEPTH = 12_000
 
 
 @pytest.fixture
@@ -123,3 +126,37 @@ def test_a_deep_sin_chain_compiles_and_is_correct():
         x = np.sin(x)
     np.testing.assert_allclose(value.numpy(), x, rtol=1e-12)
     np.testing.assert_allclose(gradient.numpy(), derivative, rtol=1e-9)
+
+
+# huge programs are generated in parts -------------------------------------------------------
+
+
+def _many_steps(x, n):
+    a = sorix.sin(x) * n
+    for _ in range(6):
+        a = sorix.cos(a) + x
+    return (a * a).sum()
+
+
+def test_a_program_split_into_parts_computes_what_one_function_does(monkeypatch):
+    x, n = np.linspace(-1.0, 1.0, 5), np.linspace(1.0, 2.0, 5)
+    whole = sorix.value_and_grad(_many_steps, argnums=(0, 1), tier="numpy")
+    value, (dx, dn) = whole(x, n)
+    assert "def s0(" not in whole.source(x, n)
+    monkeypatch.setattr(codegen, "SEGMENT", 4)
+    parts = sorix.value_and_grad(_many_steps, argnums=(0, 1), tier="numpy")
+    source = parts.source(x, n)
+    assert "def s0(" in source and "def s1(" in source
+    split_value, (split_dx, split_dn) = parts(x, n)
+    np.testing.assert_array_equal(split_value.numpy(), value.numpy())
+    np.testing.assert_array_equal(split_dx.numpy(), dx.numpy())
+    np.testing.assert_array_equal(split_dn.numpy(), dn.numpy())
+
+
+def test_an_error_inside_a_part_names_its_ir_line(monkeypatch):
+    monkeypatch.setattr(codegen, "SEGMENT", 3)
+    f = sorix.jit(lambda x, n: sorix.sin(sorix.cos(sorix.sin(x * 2) + 1) * 3) + x ** n,
+                  tier="numpy")
+    with pytest.raises(DomainError, match=r"in the compiled program, at %\d+ = pow\("):
+        f(np.arange(4), np.array([1, 2, -1, 1]))
+    assert "def s1(" in f.source(np.arange(4), np.array([1, 2, 1, 1]))

@@ -11,15 +11,20 @@ Identifiers are never names from a graph or a user: Python normalizes identifier
 input named 'ｃ2' would become the parameter `c2` and hide the constant `c2`. Every identifier
 follows one scheme, ASCII and unique by construction: `v<id>` for the value of node <id>
 (inputs included), `c<id>` for a constant, `k<id>_<j>` for the j-th attribute of node <id>
-bound at module level, `o<id>` for an output's copy, and the array module's and the kernels'
-own names. Input names appear only in the comment on the `def` line, escaped (`ascii()`), and
-no comment can hold a line break or a control character.
+bound at module level, `o<id>` for an output's copy, `s<j>` for the j-th part of a huge
+program, and the array module's and the kernels' own names. Input names appear only in the
+comment on the `def` line, escaped (`ascii()`), and no comment can hold a line break or a
+control character.
 
 Outputs never share memory with the caller's inputs, with the program's constants or with each
 other: an output that is an input, a constant, or reached from one only through ops whose
 lowering may return a view (the `view` flag of the op table) is copied before it is returned,
 and so is a value returned a second time (`f(x) = exp(x)` and its gradient are one node).
 Other outputs are fresh arrays already, so the common path copies nothing.
+A graph of more than `SEGMENT` nodes is generated as functions of `SEGMENT` statements each
+(`s0`, `s1`, ..., taking and returning the values live across them), which the program's own
+function calls in turn: Python compiles each part by itself, so compile time and memory stay
+linear and bounded by one part (compiling one function of 300,000 statements held 1.3 GB).
 Backends differ only in the module bound to `xp` (numpy, cupy, or a stand-in) and in three
 optional hooks: `bind` rebinds kernels by name in the program's namespace, `place` puts
 constants and hoisted attribute values where the program computes (device memory for cupy),
@@ -64,7 +69,7 @@ from sorix.ir.printing import canonical_names, format_node
 _counter = itertools.count()
 
 #: The generated identifiers (see the module docstring); fn_name must not look like one.
-_SCHEME = re.compile(r"[vcko]\d+(_\d+)?")
+_SCHEME = re.compile(r"[vckos]\d+(_\d+)?")
 
 
 @dataclass
@@ -205,8 +210,12 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
     keep = set(graph.outputs) | set(graph.inputs)
     donors: Mapping[int, int] = graph.memory_plan.donors if graph.memory_plan else {}
     body: list[str] = []
+    split = define and free and store is None and lower is None and len(order) > SEGMENT
+    segments = _Segments(graph, last_use) if split else None
     for position, nid in enumerate(order):
         node = graph.nodes[nid]
+        if segments is not None:
+            segments.reach(position, len(body))
         if nid in names:
             continue
         if node.is_constant:
@@ -246,6 +255,8 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
                        and not graph.nodes[a].is_constant})
         if dead and free:
             body.append(f"    del {', '.join(names[a] for a in dead)}")
+        if segments is not None:
+            segments.made(nid, node.args, position)
     params: list[str] = []
     if store is not None:  # outputs are the caller's buffers: each written, nothing returned
         params = output_names(graph)
@@ -253,11 +264,65 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
             body.extend(f"    {line}" for line in store(nid, names[nid], out))
         body.append("    return None")
     else:
+        if segments is not None:  # a huge graph: its statements in functions of SEGMENT each
+            pieces, body = segments.split(body, names)
         body.append(f"    return {_returned(graph, names, ir_names, body)}")
-    source = "\n".join([*prelude, *decorators, _header(graph, fn_name, params), *body, ""])
+    main = "\n".join([*decorators, _header(graph, fn_name, params), *body, ""])
     if not define:
-        return Program(source, None, namespace, "")  # type: ignore[arg-type]
-    return _define(source, namespace, fn_name)
+        return Program("\n".join([*prelude, main]), None, namespace, "")  # type: ignore
+    head = ["\n".join(prelude)] if prelude else []
+    return _define([*head, *(pieces if segments is not None else []), main], namespace,
+                   fn_name)
+
+
+#: Statements per generated function: a graph with more nodes is split into functions of
+#: this many (`s0`, `s1`, ... called in turn by the program's own), each compiled by itself, so
+#: the compiler's memory and time stay those of one such function at any graph size.
+SEGMENT = 10_000
+
+
+class _Segments:
+    """Where a huge program's statements are cut into functions, and the values live across
+    each cut (made before it, used after it or returned): each function takes the values
+    live at its start and returns those live at its end, under the same names."""
+
+    def __init__(self, graph: Graph, last_use: Mapping[int, int]) -> None:
+        self.graph, self.last_use = graph, last_use
+        self.outputs = set(graph.outputs)
+        self.live = {nid for nid in graph.inputs if nid in last_use or nid in self.outputs}
+        self.cuts: list[tuple[int, list[int]]] = []  # (body line, values live there)
+        self.count = 0
+
+    def reach(self, position: int, line: int) -> None:
+        """The statement of the node at `position` starts at body line `line`."""
+        if line and self.count % SEGMENT == 0 and (not self.cuts or self.cuts[-1][0] != line):
+            self.cuts.append((line, sorted(self.live)))
+        self.count += 1
+
+    def made(self, nid: int, args: Sequence[int], position: int) -> None:
+        """Node `nid`, at `position`, is computed from `args`."""
+        if nid in self.last_use or nid in self.outputs:
+            self.live.add(nid)
+        self.live.difference_update(a for a in args if self.last_use.get(a) == position
+                                    and a not in self.outputs)
+
+    def split(self, body: list[str], names: Mapping[int, str]) -> tuple[list[str], list[str]]:
+        """(the segment functions' source, one piece each; the program's body calling them)."""
+        cuts = [(0, sorted({n for n in self.graph.inputs
+                            if n in self.last_use or n in self.outputs}))]
+        cuts += self.cuts + [(len(body), sorted(self.live))]
+        pieces, calls = [], []
+        for j, ((start, given), (end, kept)) in enumerate(zip(cuts, cuts[1:])):
+            ins, outs = ", ".join(names[n] for n in given), [names[n] for n in kept]
+            returned = ", ".join(outs) + ("," if outs else "")
+            pieces.append("\n".join([f"def s{j}({ins}):  # part {j + 1} of {len(cuts) - 1}",
+                                     *body[start:end], f"    return ({returned})", ""]))
+            calls.append(f"    {returned} = s{j}({ins})" if outs else f"    s{j}({ins})")
+            still = set(kept)
+            gone = [names[n] for n in given if n not in still]
+            if gone:  # held here while the part ran: a value dies at most one part late
+                calls.append(f"    del {', '.join(gone)}")
+        return pieces, calls
 
 
 def _returned(graph: Graph, names: Mapping[int, str], ir_names: Mapping[int, str],
@@ -279,11 +344,19 @@ def _returned(graph: Graph, names: Mapping[int, str], ir_names: Mapping[int, str
     return f"({outputs}{',' if outputs else ''})"
 
 
-def _define(source: str, namespace: dict[str, Any], fn_name: str) -> Program:
-    """Execute generated `source` in `namespace`: the Program of its function `fn_name`."""
+def _define(pieces: Sequence[str], namespace: dict[str, Any], fn_name: str) -> Program:
+    """Execute generated source in `namespace`: the Program of its function `fn_name`.
+
+    The source is `pieces` joined by line breaks; each piece is compiled by itself (at its own
+    line numbers), so compiling a huge program never holds the syntax tree of all of it."""
+    source = "\n".join(pieces)
     filename = f"<sorix-generated-{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 (source we generated)
+    line = 0
+    for piece in pieces:
+        code = compile("\n" * line + piece, filename, "exec")
+        exec(code, namespace)  # noqa: S102 (source we generated)
+        line += piece.count("\n") + 1
     # Taken out of its own namespace, the function is in no reference cycle: dropping the
     # program frees it, and its finalizer frees the linecache entry, without waiting for gc.
     fn = namespace.pop(fn_name)
