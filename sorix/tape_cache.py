@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from sorix.tensor import Tensor
+from sorix.tensor import UFUNCS, Tensor
 
 #: Keys cached at most; past it the cache starts over (a process making endless new structures
 #: keeps paying only for the walk).
@@ -225,7 +225,7 @@ class Recorder:
 def build(inputs: int, steps: list[tuple[Any, tuple[int, ...], dict[str, Any], int]],
           consts: dict[int, Any], results: list[int]) -> tuple[Any, str]:
     """One numpy function (slot arrays) -> the `results` slots, running the recorded steps that
-    they need, each op through its `impl` (the op table's lowering, as `apply` runs it)."""
+    they need, each op as `apply` runs it: its ufunc, or its `impl` (the op table's lowering)."""
     needed = set(results)
     kept = []
     for step in reversed(steps):
@@ -238,12 +238,13 @@ def build(inputs: int, steps: list[tuple[Any, tuple[int, ...], dict[str, Any], i
     params = ", ".join(f"s{i}" for i in range(inputs))
     lines = [f"def backward_program({params}):"]
     for op, refs, attrs, s in reversed(kept):
-        namespace[f"f{s}"] = op.impl
-        words = [f"s{r}" for r in refs]
+        ufunc = UFUNCS.get(op.name)
+        namespace[f"f{s}"] = op.impl if ufunc is None else ufunc
+        words = [f"s{r}" for r in refs] if ufunc is not None else ["np", *(f"s{r}" for r in refs)]
         for name, value in attrs.items():
             namespace[f"a{s}_{name}"] = value
             words.append(f"{name}=a{s}_{name}")
-        lines.append(f"    s{s} = f{s}(np, {', '.join(words)})  # {op.name}")
+        lines.append(f"    s{s} = f{s}({', '.join(words)})  # {op.name}")
         lines.append(f"    if s{s}.__class__ is not ndarray:")
         lines.append(f"        s{s} = asarray(s{s})")
     lines.append(f"    return ({''.join(f's{r}, ' for r in results)})")

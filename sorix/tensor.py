@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -506,7 +507,11 @@ def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
         # Spelled out by arity: unpacking a list into the call costs as much as a ufunc on
         # small arrays.
         try:
-            if len(operands) == 2:
+            ufunc = UFUNCS.get(name)  # an op that is one numpy ufunc: called as it is
+            if ufunc is not None:
+                value = ufunc(*[t.data for t in operands]) if len(operands) != 2 else ufunc(
+                    operands[0].data, operands[1].data)
+            elif len(operands) == 2:
                 value = op.impl(np, operands[0].data, operands[1].data, **attrs)
             elif len(operands) == 1:
                 value = op.impl(np, operands[0].data, **attrs)
@@ -537,6 +542,24 @@ def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
 
 
 Tensor._apply = staticmethod(apply)
+
+
+def _plain_ufuncs() -> dict[str, np.ufunc]:
+    """The ops whose lowering is exactly one numpy ufunc over their arguments, nothing else
+    (`xp.add({0}, {1})`, `xp.exp({0})`): `apply` and cached backward programs call the ufunc
+    directly, which is what `op.impl` would call, one Python frame sooner."""
+    found = {}
+    for op in OPS.values():
+        match = re.fullmatch(r"xp\.(\w+)\((\{0\}(?:, \{1\})?)\)", op.source)
+        ufunc = getattr(np, match.group(1), None) if match else None
+        if isinstance(ufunc, np.ufunc) and not op.attrs and not op.runtime and (
+                op.arity == match.group(2).count("{")):
+            found[op.name] = ufunc
+    return found
+
+
+#: op name -> its numpy ufunc, for the ops `_plain_ufuncs` finds
+UFUNCS = _plain_ufuncs()
 
 _new_tensor = object.__new__
 
