@@ -181,10 +181,10 @@ def scaling_rows(quick: bool, log: Callable[[str], None] = print) -> list[list[s
     return rows
 
 
-def sections(keys: Sequence[str], quick: bool, log: Callable[[str], None] = print) -> list[str]:
-    """The benchmark report's compile-time sections, as markdown lines."""
-    from benchmarks.run import table
-
+def sections(keys: Sequence[str], quick: bool, log: Callable[[str], None],
+             table: Callable[[Sequence[str], Sequence[Sequence[str]]], str]) -> list[str]:
+    """The benchmark report's compile-time sections, as markdown lines drawn by `table`
+    (benchmarks.run's, which calls this)."""
     out = ["## Compile time by stage (first call of a fresh program, ms)", ""]
     wanted = [k for k in keys if k in ("W1", "W2", "W3", "W4", "W5")]
     if wanted:
@@ -211,9 +211,11 @@ def main() -> None:  # python -m benchmarks.compile_time [--full]
     import sys
 
     import sorix
+    from benchmarks.run import table
 
     sorix.value_and_grad(lambda x: (x * x).sum())(np.ones(2))  # lazy imports, not charged
-    print("\n".join(sections(["W1", "W2", "W3", "W4", "W5"], "--full" not in sys.argv)))
+    print("\n".join(sections(["W1", "W2", "W3", "W4", "W5"], "--full" not in sys.argv, print,
+                             table)))
 
 
 if __name__ == "__main__":
