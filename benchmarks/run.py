@@ -768,6 +768,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{name} {value / 2**20:.1f} MiB" for name, value in memory.items()))
     from benchmarks.swell import swell_table  # derivative orders 1-6 beside SymPy and peers
     out += ["", swell_table()]
+    from benchmarks.compile_time import sections  # stages per workload; the sin-chain scaling
+    out += ["", *sections(keys, opts.quick, log, table)]
     text = "\n".join(out) + "\n"
     print(text)
     if opts.markdown:
