@@ -12,10 +12,14 @@ How the optimized graph lowers (`lower`), node by node, through `sorix.backends.
 - A fused elementwise cluster (`sorix.passes.fuse`) runs per block: ONE `dask.array.blockwise`
   task per block evaluates the whole cluster with its numpy kernel (the function
   `sorix.backends.fused.body_program` generates from the cluster's body; each worker makes it
-  once, from the body carried as plain data), and each result the cluster hands on is a cheap
-  per-block selection from that task's tuple. So a cluster of 20 ufuncs is one task per block,
-  not 20, and its temporaries live only inside the task. (Running the native tier's kernel of
-  the cluster per block is a later step; today every block runs the numpy kernel.)
+  once, from the body carried as plain data) over cache-sized slabs of the block, and each
+  result the cluster hands on is a cheap per-block selection from that task's tuple. So a
+  cluster of 20 ufuncs is one task per block, not 20, and its temporaries are slab-sized.
+  A result that only a sum, max or min reads (W2's value, a broadcast argument's gradient) is
+  reduced inside the task, slab by slab (`partial_reductions`): no full block of it exists,
+  and the reduction downstream combines one partial result per block. (Running the native
+  tier's kernel of the cluster per block is a later step; today every block runs the numpy
+  kernel.)
 - There is no memory plan: `out=` buffers do not exist for lazy arrays, so `lower` drops the
   plan `plan_memory` attached.
 - Chunks: an elementwise op, a cluster or a broadcast keeps its arguments' chunks; where two
@@ -28,8 +32,8 @@ How the optimized graph lowers (`lower`), node by node, through `sorix.backends.
   (`UNSUPPORTED`).
 
 Programs pickle: the generated function runs on the client and only builds the graph; the
-graph's tasks are dask's own functions and `run_cluster` (module level, with plain-data
-arguments), so `dask.distributed` ships them to worker processes.
+graph's tasks are dask's own functions and `sorix.backends.dask_kernels.run_cluster` (module
+level, with plain-data arguments), so `dask.distributed` ships them to worker processes.
 
 dask is an optional dependency (`pip install sorix[dask]`): nothing here imports it before a
 dask program is built or a dask array is converted; `is_dask_array` asks the array's type.
@@ -37,154 +41,23 @@ dask program is built or a dask array is converted; `is_dask_array` asks the arr
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from sorix.backends.codegen import Program, generate
-from sorix.errors import SorixError, SorixValueError, at_user_line
+from sorix.backends.codegen import Program, _is_literal, generate
+from sorix.backends.dask_kernels import (
+    KERNELS,
+    UNSUPPORTED,
+    _array_module,
+    _dask,
+    is_dask_array,
+)
+from sorix.errors import SorixValueError, at_user_line
 from sorix.ir.graph import Graph
 from sorix.ir.kernels import _index
-
-#: Ops whose lowering has no lazy dask form, and why (a SorixValueError when building).
-UNSUPPORTED = {
-    "scatter_add": "an integer-array scatter (the gradient of indexing with a list of "
-                   "indices) accumulates repeated indices with numpy's add.at, which dask "
-                   "arrays do not have",
-}
-
-
-def is_dask_array(x: Any) -> bool:
-    """Whether `x` is a dask array, asked of its type (dask need not be imported)."""
-    kind = type(x)
-    return kind.__module__.startswith("dask.array") and hasattr(kind, "__dask_graph__")
-
-
-def _dask() -> Any:
-    """dask.array; a clear SorixError when dask is not installed."""
-    try:
-        import dask.array as da
-    except ImportError:
-        raise SorixError(at_user_line(
-            "backend 'dask' needs dask: pip install 'sorix[dask]' (or dask[array] and "
-            "distributed)")) from None
-    return da
-
-
-# per-block kernels (module level: they pickle by reference to dask workers) -------------------
-
-
-def run_cluster(*blocks: Any, body: tuple, results: tuple[int, ...],
-                dtypes: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """One block of a fused cluster: the cluster's numpy kernel (`sorix.backends.fused.run`,
-    which walks a large block in cache-sized slabs, so its temporaries stay a few slabs
-    whatever the chunk size) on the blocks of its arguments; one full block per result."""
-    from sorix.backends.fused import run
-
-    shape = np.broadcast_shapes(*[np.shape(b) for b in blocks])
-    return run(np, list(blocks), body, results, shape, dtypes)
-
-
-def _fused(xp: Any, args: list[Any], body: tuple, results: tuple[int, ...],
-           shape: tuple[int, ...], dtypes: tuple[str, ...]) -> tuple[Any, ...]:
-    """The `_fused` kernel of dask programs: the cluster as one blockwise task per block."""
-    da = _dask()
-    if not any(is_dask_array(a) for a in args):
-        return run_cluster(*args, body=body, results=results, dtypes=dtypes)
-    out = tuple(f"i{k}" for k in range(len(shape)))
-    pairs: list[Any] = []
-    for arg in args:
-        if is_dask_array(arg):  # trailing axes line up, as numpy broadcasts
-            pairs += [arg, out[len(shape) - arg.ndim:]]
-        else:  # a constant: the same (small) array in every task
-            pairs += [np.asarray(arg), None]
-    meta = np.empty((0,) * len(shape), dtype=object)
-    tuples = da.blockwise(run_cluster, out, *pairs, body=body, results=results,
-                          dtypes=dtypes, dtype=object, meta=meta)
-    return tuple(da.blockwise(operator.getitem, out, tuples, out, k, None, dtype=d,
-                              meta=np.empty((0,) * len(shape), dtype=d))
-                 for k, d in enumerate(dtypes))
-
-
-def _scatter_add(xp: Any, g: Any, index: tuple, shape: tuple[int, ...]) -> Any:
-    """zeros of `shape` with `g` written at a basic `index`, chunked like `g` along the axes
-    the index keeps whole (so the gradient lines up with the array it joins)."""
-    if any(hasattr(i, "shape") for i in index):
-        raise SorixValueError(at_user_line(f"backend 'dask': {UNSUPPORTED['scatter_add']}"))
-    out = xp.zeros(shape, dtype=g.dtype, chunks=_chunks_like(g, index, shape))
-    out[index] = g
-    return out
-
-
-def _chunks_like(g: Any, index: tuple, shape: tuple[int, ...]) -> Any:
-    """Chunks for a scatter's zeros: g's own along an axis the index takes whole, dask's
-    automatic choice elsewhere."""
-    if not is_dask_array(g) or any(i is None or i is Ellipsis for i in index) \
-            or len(index) > len(shape):
-        return "auto"
-    chunks: list[Any] = []
-    g_axis = 0
-    for axis in range(len(shape)):
-        item = index[axis] if axis < len(index) else slice(None)
-        if isinstance(item, slice) and item == slice(None):
-            chunks.append(g.chunks[g_axis])
-            g_axis += 1
-        else:
-            chunks.append("auto")
-            g_axis += isinstance(item, slice)
-    return tuple(chunks)
-
-
-def _broadcast_to(xp: Any, x: Any, shape: tuple[int, ...]) -> Any:
-    """Always dask's broadcast view: materializing a small broadcast (what numpy programs do)
-    would be one more task for nothing."""
-    return xp.broadcast_to(x, shape)
-
-
-def _reshape(x: Any, shape: tuple[int, ...]) -> Any:
-    """dask's reshape; where it cannot split the chunks evenly (3x4 into 2x6), the axes from
-    the first one that changes are rechunked whole first (the axes before keep their chunks)."""
-    try:
-        return x.reshape(shape)
-    except NotImplementedError:
-        kept = 0
-        while kept < min(x.ndim, len(shape)) and x.shape[kept] == shape[kept]:
-            kept += 1
-        return x.rechunk({axis: -1 for axis in range(kept, x.ndim)}).reshape(shape)
-
-
-class ArrayModule:
-    """dask.array as the `xp` of dask programs, with sorix's `reshape` (see `_reshape`)."""
-
-    def __init__(self, module: Any) -> None:
-        self._module = module
-        self.__name__ = module.__name__
-        self.reshape = _reshape
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._module, name)
-        self.__dict__[name] = value  # looked up once
-        return value
-
-    def __reduce__(self) -> Any:
-        return (_array_module, ())
-
-
-_MODULE: list[ArrayModule] = []
-
-
-def _array_module() -> ArrayModule:
-    """The one ArrayModule of this process (made at the first dask program)."""
-    if not _MODULE:
-        _MODULE.append(ArrayModule(_dask()))
-    return _MODULE[0]
-
-
-#: The kernels dask programs rebind (by the names the op table's templates call).
-KERNELS = {"_fused": _fused, "_scatter_add": _scatter_add, "_broadcast_to": _broadcast_to}
-
+from sorix.ir.ops import OPS
 
 # lowering -----------------------------------------------------------------------------------
 
@@ -244,12 +117,57 @@ def _check(graph: Graph) -> None:
                 f"use backend 'numpy'"))
 
 
+#: Reductions whose per-block partial results combine by the same reduction.
+_PARTIAL_REDUCTIONS = ("sum", "max", "min")
+
+
+def partial_reductions(graph: Graph) -> dict[int, tuple]:
+    """Fused node id -> ((result position, reduction, axes), ...): the results that only a
+    sum, max or min reads (through their `unpack`), and that no output is. Those are reduced
+    per block inside the cluster's task, so a full block of them never leaves it."""
+    outputs = set(graph.outputs)
+    found: dict[int, list[tuple]] = {}
+    for nid, node in graph.nodes.items():
+        if node.op != "unpack" or nid in outputs:
+            continue
+        users = graph.users(nid)
+        if len(users) != 1 or graph.nodes[users[0]].op not in _PARTIAL_REDUCTIONS:
+            continue
+        reduction = graph.nodes[users[0]]
+        if reduction.args.count(nid) != 1:
+            continue
+        axis = reduction.params["axis"]
+        axes = tuple(range(len(node.shape))) if axis is None else tuple(axis)
+        found.setdefault(node.args[0], []).append(
+            (node.params["index"], reduction.op, axes))
+    return {nid: tuple(sorted(items)) for nid, items in found.items()}
+
+
+def _lowering(graph: Graph) -> Any:
+    """codegen's per-node hook: fused nodes with partial reductions get `partial=`."""
+    partial = partial_reductions(graph)
+
+    def lower_node(nid: int, node: Any, names: Any, describe: Any) -> list[str] | None:
+        spec = partial.get(nid)
+        if spec is None or not all(_is_literal(value) for _, value in node.attrs):
+            return None
+        attrs = {key: ascii(value) for key, value in node.attrs}
+        expr = OPS["fused"].lower([names[a] for a in node.args], attrs)
+        return [f"# {_CHUNK_NOTES['fused']}",
+                f"# dask: results {', '.join(str(p) for p, _, _ in spec)} are reduced per "
+                f"block inside the task (only a reduction reads them)",
+                f"{names[nid]} = {expr[:-1]}, partial={spec!r})  # {describe(nid)}"]
+
+    return lower_node
+
+
 def lower(graph: Graph) -> DaskProgram:
     """The dask program of `graph` (its memory plan dropped: lazy arrays take no `out=`)."""
     _check(graph)
     if graph.memory_plan is not None:
         graph = graph.with_results()
-    return DaskProgram(generate(graph, _array_module(), bind=KERNELS, annotate=_annotate))
+    return DaskProgram(generate(graph, _array_module(), bind=KERNELS, annotate=_annotate,
+                                lower=_lowering(graph)))
 
 
 # arguments and results --------------------------------------------------------------------
