@@ -256,8 +256,9 @@ def measure_call_path(w: Workload, rounds: int, target_s: float, warm_s: float,
     native = program.lower(*args).program
     if not getattr(native, "native", False):
         raise RuntimeError(f"no native kernel: {native.fallback}")
-    buffers = tuple(np.empty(shape, dtype) for shape, dtype in native.outputs)
-    kernel, kernel_args = native.kernel, (*args, *native.constants, *buffers)
+    made = native.buffers()  # packed: the one buffer, then the outputs (its views)
+    kernel = native.kernel
+    kernel_args = (*args, *native.constants, *(made[:1] if native.packed else made))
     impls = [Impl("sorix native", lambda: program(*args), lambda out: [], group="native"),
              Impl("kernel", lambda: kernel(*kernel_args), lambda out: [], group="kernel")]
     return measure(impls, None, [], rounds, target_s, warm_s, rng, False, log)

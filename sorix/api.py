@@ -24,9 +24,10 @@ Tiers (CPU): a signature first runs its generated numpy program, so the first ca
 always did and `import sorix` never imports numba. Its first run is timed; when its calls have
 spent about a native compile's cost, the entry is queued for the native backend (one numba
 kernel for the whole graph, `sorix.backends.native_backend`) on a worker thread, and the kernel
-replaces the entry's program in one assignment: the fast path reads `entry.program` on every
-call, so it needs no lock and a call runs either program whole. The only cost on the hot path
-is counting calls (one increment and one comparison).
+replaces the entry's program and its caller in one assignment each: the fast path calls
+`entry.call` (`sorix.tiers.caller`: generated per entry, it checks the arguments, counts the
+call and runs the program), so it needs no lock and a call runs either program whole. A
+native caller owns its kernel's output buffers and reuses them once nothing holds them.
 """
 
 from __future__ import annotations

@@ -205,7 +205,7 @@ def caller(entry: Any, program: Any, key: tuple[tuple[tuple[int, ...], np.dtype]
                                  "entry": entry, "program": program,
                                  "program_error": program_error, "checkpoint": checkpoint,
                                  "finish": entry.finish, "new": object.__new__,
-                                 "rc": sys.getrefcount, "empty": np.empty}
+                                 "rc": sys.getrefcount}
     params = [f"v{i}" for i in range(len(key))]
     if params:
         lines = ["def call(args):", "    try:", f"        {', '.join(params)}, = args",
@@ -244,12 +244,14 @@ def caller(entry: Any, program: Any, key: tuple[tuple[tuple[int, ...], np.dtype]
 #: operation under the GIL: no two calls ever get the same buffers) and uses them only if
 #: `sys.getrefcount` shows that nothing else refers to any of them. A result the user still
 #: holds (its Tensor, `.data`, a view of it, `np.asarray(t)`, a tensor an eager graph
-#: recorded, an argument of this very call) refers to its array, since every numpy view keeps
-#: its base alive; then new arrays are made, and the old ones are left to whoever holds them.
-#: After the kernel ran, the buffers go back into `spare` (if it is empty) while this call's
-#: locals still refer to them, so a call on another thread that pops them before this one has
-#: returned sees them held. The count a free buffer shows is measured (`_free_count`), not
-#: assumed: it depends on how the interpreter holds locals.
+#: recorded, an argument of this very call) refers to its array, or, for a view of a view,
+#: to the buffer the outputs are views of (numpy points every view at the array owning the
+#: memory); then new arrays are made, and the old ones are left to whoever holds them.
+#: After the kernel ran, the buffers go back into `spare` while this call's locals still refer
+#: to them, so a call on another thread that pops them before this one has returned sees them
+#: held. Each call takes one set out and puts one back, so `spare` holds one set, or one per
+#: thread that found it empty at once. The counts of free buffers are measured (`_free_counts`), not
+#: assumed: they depend on how the interpreter holds locals and numpy its views' bases.
 _OWNED = """\
     entry.calls += 1
     try:
@@ -257,48 +259,44 @@ _OWNED = """\
     except IndexError:
         bufs = None
     if bufs is None or {held}:
-{fresh}
-        bufs = ({buffers},)
+        {buffers}, = bufs = fresh()
     try:
         kernel({arguments})
     except Exception as error:
         raise program_error(program, error) from None
-    if not spare:
-        spare.append(bufs)
+    spare.append(bufs)
 {wrap}
     return {tree}"""
 
 
-def _free_count() -> int:
-    """The reference count `_OWNED`'s check sees on a buffer nothing else refers to."""
+def _free_counts(names: Sequence[str], fresh: Callable[[], tuple[Any, ...]]) -> list[int]:
+    """The reference counts `_OWNED`'s check sees on buffers nothing else refers to, made by
+    `fresh` and unpacked into `names` by the same statement."""
     namespace: dict[str, Any] = {"rc": sys.getrefcount}
-    exec("def probe(pop):\n    try:\n        b0, = bufs = pop()\n"  # noqa: S102
-         "    except IndexError:\n        bufs = None\n    return rc(b0)\n", namespace)
-    return int(namespace["probe"]([(np.empty(1),)].pop))
-
-
-_FREE = _free_count()
+    exec(f"def probe(pop):\n    try:\n        {', '.join(names)}, = bufs = pop()\n"  # noqa: S102
+         f"    except IndexError:\n        bufs = None\n"
+         f"    return [{', '.join(f'rc({n})' for n in names)}]\n", namespace)
+    return namespace["probe"]([fresh()].pop)
 
 
 def _owned(namespace: dict[str, Any], program: Any, arguments: str,
            outputs: Sequence[tuple[tuple[int, ...], np.dtype]], tree: str) -> list[str]:
     """The body of a native caller (see `_OWNED`)."""
     spare: list[Any] = []
-    namespace.update(kernel=program.kernel, spare=spare, pop=spare.pop)
-    buffers = [f"b{j}" for j in range(len(outputs))]
+    namespace.update(kernel=program.kernel, spare=spare, pop=spare.pop, fresh=program.buffers)
+    views = [f"b{j}" for j in range(len(outputs))]
+    buffers = ["p0", *views] if program.packed else views
     constants = []
     for j, value in enumerate(program.constants):
         namespace[f"k{j}"] = value
         constants.append(f"k{j}")
-    for j, (_, dtype) in enumerate(outputs):
-        namespace[f"e{j}"] = dtype
+    free = _free_counts(buffers, program.buffers)
     # the tree's leaves were written "(\x00[j])": a NUL is never in the repr of a dict key
     return _OWNED.format(
         buffers=", ".join(buffers),
-        held=" or ".join(f"rc(b{j}) != {_FREE}" for j in range(len(outputs))),
-        fresh="\n".join(f"        b{j} = empty({tuple(shape)!r}, e{j})"
-                        for j, (shape, _) in enumerate(outputs)),
-        arguments=", ".join(filter(None, [arguments, *constants, *buffers])),
+        held=" or ".join(f"rc({name}) != {count}" for name, count in zip(buffers, free)),
+        arguments=", ".join(filter(None, [arguments, *constants,
+                                          *(["p0"] if program.packed else views)])),
         wrap="\n".join(f"    t{j} = new(Tensor)\n    t{j}.data = b{j}"
                        for j in range(len(outputs))),
         tree=_LEAF.sub(r"t\1", tree)).splitlines()

@@ -55,10 +55,13 @@ def test_kernel_takes_its_outputs_and_source_shows_them(f: Any) -> None:
     header = next(line for line in source.splitlines() if line.startswith("def compiled("))
     assert header.count("o") >= 3  # the three output buffers are parameters
     program = entry.program
+    assert program.packed and "def packed(" in source  # three float64 outputs, one buffer
     x, y = rand(2), rand(3)
-    buffers = [np.full(shape, np.nan, dtype) for shape, dtype in program.outputs]
-    assert program.kernel(x, y, *program.constants, *buffers) is None
-    for got, want in zip(buffers, w1_numpy(x, y)):
+    made = program.buffers()
+    for array in made:
+        array[...] = np.nan
+    assert program.kernel(x, y, *program.constants, made[0]) is None
+    for got, want in zip(made[1:], w1_numpy(x, y)):
         np.testing.assert_allclose(got, want, rtol=1e-12)
     for got, want in zip(program.fn(x, y), w1_numpy(x, y)):  # the allocating form
         np.testing.assert_allclose(got, want, rtol=1e-12)
@@ -207,3 +210,22 @@ def test_evicted_entry_leaves_the_hot_slot() -> None:
         np.testing.assert_array_equal(h(a).data, 3.0 * a)
     assert len(h._cache) == 1
     assert any(h._hot is e for e in (*h._cache.values(), api._NO_ENTRY))
+
+
+@pytest.mark.parametrize("size", [8, 20_000])
+def test_outputs_not_packed(size: int) -> None:
+    """Outputs of two dtypes, or larger than PACK_MAX together, each have their own buffer."""
+    g = sorix.jit(lambda a: (a * 2.0, a > 0.5) if size == 8 else (a * 2.0, a + 1.0),
+                  tier="native")
+    x = np.random.default_rng(size).random(size)
+    g(x), g(x)  # the first call compiles; the second finds the entry and owns buffers
+    first = g(x)
+    g(x + 3.0)
+    assert not g._hot.program.packed and g._hot.program.native
+    kept = [t.data.copy() for t in first]
+    ids = [id(t.data) for t in g(x)]  # dropped at once: the next call reuses its buffers
+    again = g(x + 1.0)
+    assert [id(t.data) for t in again] == ids
+    np.testing.assert_array_equal(again[0].data, 2.0 * (x + 1.0))
+    for t, k in zip(first, kept):  # held all along
+        np.testing.assert_array_equal(t.data, k)

@@ -262,9 +262,11 @@ class NativeProgram:
     """A graph's native kernel (or, where it could not be lowered, its numpy program).
 
     `fn(*arrays)` returns the outputs as a tuple of new arrays, as every backend's program
-    does; `kernel(*arrays, *constants, *buffers)` is the numba function itself, which writes
-    the outputs into `buffers` (C-contiguous arrays of the `outputs` shapes and dtypes) and
-    returns None; `source` is the generated module (or the numpy source, with `fallback`
+    does; `kernel` is the numba function itself, which writes the outputs into buffers it is
+    given and returns None: `kernel(*arrays, *constants, *outputs)` with `buffers()`'s arrays
+    (C-contiguous, of the `outputs` shapes and dtypes), or where `packed`,
+    `kernel(*arrays, *constants, out)` with `out, *outputs = buffers()` (the outputs are
+    views of `out`). `source` is the generated module (or the numpy source, with `fallback`
     saying why); `compile_seconds` and `from_cache` say what building it cost."""
 
     source: str
@@ -278,6 +280,8 @@ class NativeProgram:
     kernel: Any = None
     constants: tuple[np.ndarray, ...] = ()
     outputs: tuple[tuple[tuple[int, ...], np.dtype], ...] = ()
+    buffers: Callable[[], tuple[np.ndarray, ...]] | None = None
+    packed: bool = False
 
 
 _MODULE_HEADER = '''"""A sorix native kernel, generated (sorix.backends.native_backend)."""
@@ -332,7 +336,43 @@ def module_source(graph: Graph, parallel_min: float = PARALLEL_MIN, vector: bool
             imports.append(f"{local}, {bound} = _FT[{key!r}]")
     imports += emitter.globals
     source = "\n".join(imports) + "\n\n" + program.source.replace("@KERNEL_DECORATOR", decorator)
+    layout = packing(prepared)
+    if layout is not None:
+        source += _packed_source(prepared, layout)
     return source, prepared, extra
+
+
+#: Outputs of one dtype and at most this many elements together are written into one buffer
+#: (`packing`): numba reads each array argument at about 0.1 us, which is a small kernel's
+#: cost; beyond, keeping every output alive while one is held would cost memory.
+PACK_MAX = 1 << 14
+
+
+def packing(graph: Graph) -> tuple[tuple[int, int, tuple[int, ...]], ...] | None:
+    """Where each output lies in the one buffer the kernel's `packed` entry point writes
+    them into, as (start, stop, shape); None where the outputs are not packed (fewer than
+    two, of several dtypes, or more than `PACK_MAX` elements)."""
+    outputs = [graph.nodes[nid] for nid in graph.outputs]
+    if len(outputs) < 2 or len({n.dtype for n in outputs}) != 1:
+        return None
+    layout, start = [], 0
+    for node in outputs:
+        stop = start + math.prod(node.shape)
+        layout.append((start, stop, tuple(node.shape)))
+        start = stop
+    return tuple(layout) if start <= PACK_MAX else None
+
+
+def _packed_source(graph: Graph, layout: tuple[tuple[int, int, tuple[int, ...]], ...]) -> str:
+    """The module's entry point for packed outputs: `compiled` called on views of `out`."""
+    views = []
+    for start, stop, shape in layout:
+        view = f"out[{start}:{stop}]"
+        views.append(view if len(shape) == 1 else f"{view}.reshape({tuple(shape)!r})")
+    inputs = [f"v{nid}" for nid in graph.inputs]
+    return (f"\n\n@njit(cache=True, error_model='numpy')\n"
+            f"def packed({', '.join([*inputs, 'out'])}):  # the outputs: views of one buffer\n"
+            f"    compiled({', '.join([*inputs, *views])})\n")
 
 
 def _flag(value: Any) -> str:
@@ -407,19 +447,44 @@ def lower(graph: Graph) -> NativeProgram:
     constants = tuple(np.array(c) for c in extra)  # writable: numba types read-only apart
     outputs = tuple((prepared.nodes[o].shape, np.dtype(prepared.nodes[o].dtype))
                     for o in prepared.outputs)
-    return NativeProgram(source, _allocating(kernel, constants, outputs), True,
-                         compile_seconds=seconds, from_cache=cached, filename=filename, key=key,
-                         kernel=kernel, constants=constants, outputs=outputs)
+    layout = packing(prepared) if native_cache.entry_point(source) == "packed" else None
+    buffers = _buffers(outputs, layout)
+    return NativeProgram(source, _allocating(kernel, constants, buffers, layout is not None),
+                         True, compile_seconds=seconds, from_cache=cached, filename=filename,
+                         key=key, kernel=kernel, constants=constants, outputs=outputs,
+                         buffers=buffers, packed=layout is not None)
+
+
+def _buffers(outputs: tuple[tuple[tuple[int, ...], np.dtype], ...],
+             layout: tuple[tuple[int, int, tuple[int, ...]], ...] | None
+             ) -> Callable[[], tuple[np.ndarray, ...]]:
+    """`NativeProgram.buffers`: new output arrays, after the one buffer they view if packed."""
+    if layout is None:
+        def separate() -> tuple[np.ndarray, ...]:
+            return tuple([np.empty(shape, dtype) for shape, dtype in outputs])
+
+        return separate
+    size, dtype = layout[-1][1], outputs[0][1]
+
+    def packed() -> tuple[np.ndarray, ...]:
+        out = np.empty(size, dtype)
+        return (out, *[out[start:stop].reshape(shape) for start, stop, shape in layout])
+
+    return packed
 
 
 def _allocating(kernel: Any, constants: tuple[np.ndarray, ...],
-                outputs: tuple[tuple[tuple[int, ...], np.dtype], ...]) -> Callable[..., Any]:
+                buffers: Callable[[], tuple[np.ndarray, ...]], packed: bool
+                ) -> Callable[..., Any]:
     """The kernel as every backend's `fn`: outputs in new arrays, returned. (The call path of
     a jitted function gives it buffers it reuses instead: `sorix.tiers`.)"""
     def fn(*arrays: Any) -> tuple[np.ndarray, ...]:
-        buffers = tuple([np.empty(shape, dtype) for shape, dtype in outputs])
-        kernel(*arrays, *constants, *buffers)
-        return buffers
+        made = buffers()
+        if packed:
+            kernel(*arrays, *constants, made[0])
+            return made[1:]
+        kernel(*arrays, *constants, *made)
+        return made
 
     return fn
 

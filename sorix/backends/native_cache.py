@@ -127,15 +127,24 @@ def _verified(folder: Path) -> bool:
     return ok
 
 
-def _arg_types(numba: Any, graph: Graph) -> tuple[Any, ...]:
+def _arg_types(numba: Any, graph: Graph, packed: bool) -> tuple[Any, ...]:
     """The C-contiguous argument types the kernel is compiled for first: the inputs, then the
-    output buffers it writes."""
-    types = []
-    for nid in [*graph.inputs, *graph.outputs]:
-        node = graph.nodes[nid]
-        types.append(numba.typeof(np.empty((0,) * len(node.shape) if node.shape else (),
-                                           node.dtype)))
+    output buffers it writes (`packed`: one flat buffer holding them all)."""
+    def like(node: Any) -> Any:
+        return numba.typeof(np.empty((0,) * len(node.shape) if node.shape else (), node.dtype))
+
+    types = [like(graph.nodes[nid]) for nid in graph.inputs]
+    if packed:
+        types.append(numba.typeof(np.empty(0, graph.nodes[graph.outputs[0]].dtype)))
+    else:
+        types += [like(graph.nodes[nid]) for nid in graph.outputs]
     return tuple(types)
+
+
+def entry_point(source: str) -> str:
+    """The function of a generated module that is called: `packed` where it has one (its
+    outputs in one buffer), else `compiled`."""
+    return "packed" if "\ndef packed(" in source else "compiled"
 
 
 def _import(path: Path, name: str) -> Any:
@@ -149,7 +158,7 @@ def _in_memory(source: str, name: str) -> Any:
     namespace: dict[str, Any] = {"__name__": name}
     exec(compile(source.replace("cache=True", "cache=False"), f"<{name}>", "exec"),  # noqa: S102
          namespace)
-    return namespace["compiled"]
+    return namespace[entry_point(source)]
 
 
 def load(graph: Graph, source: str) -> tuple[Any, float, bool, str, str]:
@@ -178,7 +187,7 @@ def load(graph: Graph, source: str) -> tuple[Any, float, bool, str, str]:
             writable = True
         except OSError:
             writable = False
-    types = _arg_types(numba, graph)
+    types = _arg_types(numba, graph, entry_point(source) == "packed")
     if not writable:
         kernel = _in_memory(source, name)
         kernel.compile(types)
@@ -186,7 +195,7 @@ def load(graph: Graph, source: str) -> tuple[Any, float, bool, str, str]:
     for attempt in range(2):
         try:
             sys.modules.pop(name, None)
-            kernel = _import(path, name).compiled
+            kernel = getattr(_import(path, name), entry_point(source))
             kernel.compile(types)
             break
         except Exception:
