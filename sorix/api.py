@@ -13,7 +13,9 @@ the device of every tensor argument that is not on the cpu, and a transform with
 backend lowers for the device its tensors are on: numpy for cpu tensors, cupy for CUDA tensors
 (whose outputs are CUDA tensors). `backend="cupy"` runs on the current CUDA device whatever the
 arguments (host values are copied there); an explicit `backend="numpy"` refuses CUDA tensors
-rather than copying them back silently.
+rather than copying them back silently. Dask arrays take a path of their own before any of
+this (`sorix.backends.dask_backend.call`): traced on one-element stand-ins, run lazily on the
+dask backend, their results returned as dask arrays.
 
 Arguments are converted once, as `sorix.tensor` converts them (lists are arrays; int8, uint8
 ... are widened to int64 exactly; a uint64 beyond int64 is refused). Outputs never share memory
@@ -683,7 +685,8 @@ def grad(fn: Any, inputs: Any = None, grad_outputs: Any = None,
     """The gradient: of a function (compiled, `argnums=0`), or of tensors (as the original).
 
     `sorix.grad(f)` returns a function computing the gradient of scalar `f` with respect to
-    its `argnums` argument(s), stabilized first as `value_and_grad` says.
+    its `argnums` argument(s), stabilized first as `value_and_grad` says (`compute`: as for
+    `jit`, on dask arguments).
     `sorix.grad(outputs, inputs, ...)` differentiates recorded eager tensors, exactly as the
     original Sorix does: the recorded graph as it is, never rewritten (an eager
     log(sum(exp(x))) at x = 1000 has a NaN gradient; the traced one does not).
