@@ -1,24 +1,32 @@
 """canonicalize: chains of add, sub, neg, mul and div as n-ary sums of products, re-emitted.
 
 A *root* is an arithmetic node that is an output, has several users, or feeds a node that is
-not arithmetic; the arithmetic nodes below it with one user (its *interior*) are read as one
-n-ary form: a sum of terms `coefficient * monomial` plus a numeric offset, where a monomial is
-a product of powers of bases over a product of powers of bases. Like terms merge, constants
-fold into coefficients, and the form is emitted again as a binary tree with its operands in
-one order, so equal forms are built once (the builder interns). The emitted tree replaces the
-old one only when it costs no more (operations counted; div as two).
+not arithmetic; the arithmetic nodes below it with one user (its *interior*, at most MAX_TREE
+operations) are read as one n-ary form: a sum of terms `coefficient * monomial` plus a numeric
+offset, where a monomial is a product of powers of bases over a product of powers of bases
+(bases are old nodes). Like terms merge, constants fold into coefficients, and the form is
+emitted again as a binary tree with its operands in one order, so equal forms are built once
+(the builder interns). A root is re-emitted only where its form costs less (operations counted,
+div as two), and the graph is rebuilt only when some root's does: most graphs pass unchanged.
 
-What the forms never do, so that no NaN or overflow appears that the original would not give:
+What the default forms never do, so that no NaN, inf or signed zero changes:
 - terms of opposite signs never merge and never cancel (x - x stays: inf - inf is NaN), a
   coefficient 0 stays a product (x * 0 is NaN at inf), powers in the numerator never meet
-  powers in the denominator (x**3 / x**2 at 0);
+  powers in the denominator (x**3 / x**2 at 0), a product is never distributed over a sum
+  (x (1 - 0.5) is inf at x = inf, x - 0.5 x is NaN), a shared factor is never taken out of a
+  sum (y a + y b is NaN at y = inf, b = 0, y (a + b) is inf);
 - a folded coefficient must be a normal number of the node's dtype (1e200 * (1e200 * x)
   keeps both constants, 1e308 x + 1e308 x stays a sum); a coefficient is factored out of a
   group of terms only when it is at least 1 in magnitude (c (a + b) overflows only where
   c a + c b does);
 - a quotient by a constant folds into the coefficient only when its reciprocal is exact.
-Regrouping non-constant operands rounds differently in the last bits, as any reassociation
-does.
+Regrouping non-constant operands rounds differently in the last bits (and may move where an
+intermediate overflows), as any reassociation does.
+
+`fast=True` (simplify_fast_math, opt in) also distributes, takes shared bases out (Horner's
+scheme), cancels and drops zero terms, reading through nodes with several users: the forms of
+repeated differentiation collapse (the 4th derivative of sin(x) exp(x) / (1 + x**2): 44 nodes,
+166 without), at the price above.
 
     %0 = input(name='x') : float64[]          %0 = input(name='x') : float64[]
     %1 = add(%0, %0) : float64[]              %1 = const(3.0) : float64[]
@@ -51,8 +59,6 @@ COST = {"div": 2}
 #: An arithmetic tree read as one form has at most this many operations (deep chains, such as
 #: the gradient of a 100,000-deep chain, are read in pieces: the work stays linear).
 MAX_TREE = 64
-#: Bases repeated at least this often become one pow_scalar rather than a chain of mul.
-POW_FROM = 3
 
 
 # helpers shared with the rules of simplify ---------------------------------------------------
@@ -194,7 +200,7 @@ def _times(a: Monomial, b: Monomial) -> Monomial:
 
 @dataclass
 class Canonicalizer:
-    """The state of one canonicalize run: the old graph, its use counts, the forms read.
+    """The state of one canonicalize run: the old graph, its interior nodes, the forms read.
 
     Forms name old nodes as their bases; the new graph is built only once some root's form is
     known to pay. `fast`: also distribute products over sums, factor shared bases out of sums
@@ -427,8 +433,7 @@ class Canonicalizer:
         total = None
         for base, k in sorted(powers.items()):
             new = self.leaf(base)
-            factor = power(self.rb, new, k) if k < POW_FROM else emit(
-                self.rb, "pow_scalar", new, exponent=k)
+            factor = power(self.rb, new, k)
             total = factor if total is None else emit(self.rb, "mul", total, factor)
         return total
 

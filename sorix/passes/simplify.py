@@ -6,7 +6,9 @@ every input, NaN and inf included, except where a rewrite is *more* accurate tha
 (`log(exp(x)) -> x` does not overflow for x = 1000; `log(1 + x) -> log1p(x)` keeps the low bits).
 Rewrites that could turn a NaN into a number are left out: `x * 0` (inf * 0 is NaN), `x - x`,
 and quotients of powers of one base (`x**3 / x**2` at x = 0 or inf); products of powers are
-combined only when the exponents share a sign.
+combined only when the exponents share a sign. After the rules, `canonicalize`
+(sorix.passes.canonical) puts sums and products in canonical form: like terms meet across whole
+chains of add, sub, neg, mul and div.
 
     %0 = input(name='x') : float64[3]         %0 = input(name='x') : float64[3]
     %1 = const(1.0) : float64[]        ->     %1 = neg(%0) : float64[3]
