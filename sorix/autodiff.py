@@ -31,7 +31,7 @@ from sorix import tape_cache
 from sorix import tensor as _tensor
 from sorix.errors import GradError, ShapeError, at_user_line
 from sorix.ir.ops import call
-from sorix.tensor import Tensor, _as_operands, _grad_state, _InPlace, _new_tensor
+from sorix.tensor import Tensor, _as_operands, _grad_state, _InPlace
 
 _DEFERRED = type(lambda: None)  # a rule's deferred cotangent is a plain function
 
@@ -224,20 +224,7 @@ def _cached_backward(root: Tensor, seed: Tensor, free_graph: bool) -> None:
         else:
             backpropagate([root], [seed], keep_grads=True, free_graph=free_graph, order=order)
         return
-    values = program.run(*[t.data for t in slots], seed.data)
-    made = []
-    for value in values:
-        g = _new_tensor(Tensor)
-        g.data = value
-        made.append(g)
-    n = len(slots)
-    for i, computed, j in program.grads:
-        g = made[j] if computed else seed if j == n else slots[j]
-        t = slots[i]
-        t.grad = g if t.grad is None else t.grad + g
-    if free_graph:
-        for i in program.released:
-            slots[i]._released = True
+    program.run(slots, seed, free_graph)
 
 
 def _record(root: Tensor, seed: Tensor, free_graph: bool, order: list[Tensor],

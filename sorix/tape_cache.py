@@ -51,17 +51,12 @@ _cache: dict[Any, Any] = {}
 class Program:
     """A backward recorded once for one tape structure.
 
-    run: (every slot's array, then the seed's) -> the cotangents it computes.
-    grads: in walk order, (the slot of a tensor that gets a cotangent, where the cotangent is):
-    (False, s) for slot s's own tensor or the seed (s = `len(slots)`), (True, k) for the
-    program's k-th result.
-    released: the slots of the tensors the walk releases.
+    run: (the tape's slots, the seed, free_graph) -> None: computes every cotangent, adds each
+    to its tensor's `.grad` and releases the walked tensors if free_graph (see `build`).
     source: the generated function's text (for inspection and tests).
     """
 
     run: Any
-    grads: tuple[tuple[int, bool, int], ...]
-    released: tuple[int, ...]
     source: str
 
 
@@ -162,7 +157,7 @@ class Recorder:
         self.keep: list[Tensor] = list(inputs)
         self.consts: dict[int, Any] = {}
         self.count = len(inputs)
-        self.failed = False
+        self.failed = len(self.where) != len(inputs)  # one tensor in two slots: not a tape
 
     def op(self, op: Any, args: tuple[Any, ...], operands: tuple[Tensor, ...],
            attrs: dict[str, Any], out: Tensor) -> None:
@@ -198,13 +193,12 @@ class Recorder:
 
     def program(self, slots: list[Tensor], cotangents: dict[int, Tensor],
                 released: list[int]) -> Program | None:
-        """The recording as a `Program`, given each tensor's cotangent from the walk (by id);
-        None if something could not be recorded exactly."""
+        """The recording as a `Program`, given each tensor's cotangent from the walk (by id)
+        and the slots of the tensors the walk releases; None if something could not be
+        recorded exactly."""
         if self.failed:
             return None
-        inputs = len(slots) + 1  # the seed is the last input
-        results: list[int] = []
-        grads = []
+        grads = []  # (slot of a tensor, slot of its cotangent), in the walk's order
         for i in reversed(range(len(slots))):
             g = cotangents.get(id(slots[i]))
             if g is None or not slots[i].requires_grad:
@@ -212,31 +206,33 @@ class Recorder:
             s = self.where.get(id(g))
             if s is None or s in self.consts:
                 return None
-            if s < inputs:
-                grads.append((i, False, s))
-            else:
-                if s not in results:
-                    results.append(s)
-                grads.append((i, True, results.index(s)))
-        run, source = build(inputs, self.steps, self.consts, results)
-        return Program(run, tuple(grads), tuple(released), source)
+            grads.append((i, s))
+        run, source = build(len(slots), self.steps, self.consts, grads, released)
+        return Program(run, source)
 
 
 def build(inputs: int, steps: list[tuple[Any, tuple[int, ...], dict[str, Any], int]],
-          consts: dict[int, Any], results: list[int]) -> tuple[Any, str]:
-    """One numpy function (slot arrays) -> the `results` slots, running the recorded steps that
-    they need, each op as `apply` runs it: its ufunc, or its `impl` (the op table's lowering)."""
-    needed = set(results)
+          consts: dict[int, Any], grads: list[tuple[int, int]],
+          released: list[int]) -> tuple[Any, str]:
+    """The generated function `(slots, seed, free_graph)`: the recorded steps the cotangents
+    need, each op as `apply` runs it (its ufunc, or its `impl`, the op table's lowering), then
+    each cotangent accumulated into its tensor's `.grad` in the walk's order, then the walked
+    tensors released if `free_graph`. Slot `inputs` is the seed."""
+    needed = {s for _, s in grads}
     kept = []
     for step in reversed(steps):
         if step[3] in needed:
             needed.update(step[1])
             kept.append(step)
-    namespace: dict[str, Any] = {"np": np, "ndarray": np.ndarray, "asarray": np.asarray}
+    namespace: dict[str, Any] = {"ndarray": np.ndarray, "asarray": np.asarray, "np": np,
+                                 "new": object.__new__, "Tensor": Tensor}
     for s, value in consts.items():
         namespace[f"s{s}"] = value
-    params = ", ".join(f"s{i}" for i in range(inputs))
-    lines = [f"def backward_program({params}):"]
+    names = [f"t{i}" for i in range(inputs)]
+    lines = ["def backward_program(slots, seed, free_graph):",
+             f"    {', '.join(names)}{',' if inputs == 1 else ''} = slots",
+             f"    t{inputs} = seed"]
+    lines += [f"    s{i} = t{i}.data" for i in sorted(needed) if i <= inputs]
     for op, refs, attrs, s in reversed(kept):
         ufunc = UFUNCS.get(op.name)
         namespace[f"f{s}"] = op.impl if ufunc is None else ufunc
@@ -247,7 +243,16 @@ def build(inputs: int, steps: list[tuple[Any, tuple[int, ...], dict[str, Any], i
         lines.append(f"    s{s} = f{s}({', '.join(words)})  # {op.name}")
         lines.append(f"    if s{s}.__class__ is not ndarray:")
         lines.append(f"        s{s} = asarray(s{s})")
-    lines.append(f"    return ({''.join(f's{r}, ' for r in results)})")
+    wrapped: set[int] = set()
+    for i, s in grads:
+        if s > inputs and s not in wrapped:  # a computed cotangent: one tensor, as apply makes
+            wrapped.add(s)
+            lines.append(f"    t{s} = new(Tensor)")
+            lines.append(f"    t{s}.data = s{s}")
+        lines.append(f"    t{i}.grad = t{s} if t{i}.grad is None else t{i}.grad + t{s}")
+    if released:
+        lines.append("    if free_graph:")
+        lines += [f"        t{i}._released = True" for i in released]
     source = "\n".join(lines) + "\n"
     exec(compile(source, "<sorix backward program>", "exec"), namespace)  # noqa: S102 (ours)
     return namespace["backward_program"], source

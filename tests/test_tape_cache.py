@@ -189,3 +189,15 @@ def test_threads_each_get_their_own_gradients():
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_cotangents_passed_through_are_one_tensor_on_every_path():
+    tape_cache.clear()
+    for _ in range(3):
+        x = sorix.tensor(XA, requires_grad=True)
+        y = sorix.tensor(YA, requires_grad=True)
+        root, (x2, y2, xy, s, e) = _w1(x, y)
+        root.backward()
+        # add passes its cotangent to both arguments: the very same tensor, as the walk gives
+        assert e.grad is s.grad is xy.grad is x2.grad is y2.grad
+        assert x.grad is not y.grad
