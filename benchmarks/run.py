@@ -651,7 +651,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         trows.append(["call overhead above the numpy work", f"<= {TARGET_OVERHEAD_US:g} us",
                       f"FAIL: {o_jit.error or o_np.error}", "no"])
-    label = "native call path above the kernel, W1"
+    label = "native call path above the kernel, W1 (CPU time: robust to descheduling)"
     if isinstance(call_path, str):
         trows.append([label, f"<= {TARGET_CALL_PATH_US:g} us", f"FAIL: {call_path}", "no"])
     else:
