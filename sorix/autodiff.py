@@ -214,15 +214,24 @@ def _cached_backward(root: Tensor, seed: Tensor, free_graph: bool) -> None:
     """`backpropagate` into `.grad` from one root, through the program cached for the tape's
     structure where there is one (see `sorix.tape_cache`): the same cotangents, accumulated in
     the same order, the same tensors released."""
-    slots, key = tape_cache.structure(root)
-    program = tape_cache.lookup(key)
-    if program is None or program is True or (_InPlace.count and not _versions_hold(slots)):
-        # nothing cached, or a version error to raise exactly where the walk raises it
-        order = [t for t in slots if t.requires_grad]  # topological_order's, see structure
-        if program is True:  # the second sighting: record it
-            _record(root, seed, free_graph, order, slots, key)
-        else:
-            backpropagate([root], [seed], keep_grads=True, free_graph=free_graph, order=order)
+    recent = tape_cache.recent
+    program = recent.program  # this thread's last program: its matcher skips the walk
+    slots = program.matched(root) if program is not None else None
+    if slots is None:
+        slots, key = tape_cache.structure(root)
+        program = tape_cache.lookup(key)
+        if program is None or program is True:
+            order = [t for t in slots if t.requires_grad]  # topological_order's: see structure
+            if program is True:  # the second sighting: record it
+                _record(root, seed, free_graph, order, slots, key)
+            else:
+                backpropagate([root], [seed], keep_grads=True, free_graph=free_graph,
+                              order=order)
+            return
+        recent.program = program
+    if _InPlace.count and not _versions_hold(slots):  # raise where the walk raises
+        backpropagate([root], [seed], keep_grads=True, free_graph=free_graph,
+                      order=[t for t in slots if t.requires_grad])
         return
     program.run(slots, seed, free_graph)
 
@@ -245,7 +254,10 @@ def _record(root: Tensor, seed: Tensor, free_graph: bool, order: list[Tensor],
         if g is not None:
             t.grad = g if t.grad is None else t.grad + g
     released = [i for i in ruled if id(slots[i]) in found]
-    tape_cache.store(key, recorder.program(slots, found, released))
+    program = recorder.program(slots, key, found, released)
+    tape_cache.store(key, program)
+    if program is not None:
+        tape_cache.recent.program = program
 
 
 def _versions_hold(slots: list[Tensor]) -> bool:

@@ -32,11 +32,13 @@ at worst both record one key and store equal programs.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from sorix.ir.ops import OPS
 from sorix.tensor import UFUNCS, Tensor
 
 #: Keys cached at most; past it the cache starts over (a process making endless new structures
@@ -58,6 +60,25 @@ class Program:
 
     run: Any
     source: str
+    #: root -> the tape's slots if it has this program's structure, else None (see `matcher`)
+    match: Any
+    match_source: str
+
+    def matched(self, root: Tensor) -> list[Tensor] | None:
+        """`match(root)`; None also where an attribute cannot even be compared (an array)."""
+        try:
+            return self.match(root)
+        except (TypeError, ValueError):
+            return None
+
+
+class _Recent(threading.local):
+    """This thread's last program run or recorded: tried first, by its matcher."""
+
+    program: Program | None = None
+
+
+recent = _Recent()
 
 
 def structure(root: Tensor) -> tuple[list[Tensor], tuple]:
@@ -139,8 +160,9 @@ def store(key: tuple, program: Program | None) -> None:
 
 
 def clear() -> None:
-    """Forget every cached program (tests use it to see a miss)."""
+    """Forget every cached program, and this thread's last one (tests use it to see a miss)."""
     _cache.clear()
+    recent.program = None
 
 
 class Recorder:
@@ -191,7 +213,7 @@ class Recorder:
         self.where[id(new)] = s
         self.keep.append(new)
 
-    def program(self, slots: list[Tensor], cotangents: dict[int, Tensor],
+    def program(self, slots: list[Tensor], key: tuple, cotangents: dict[int, Tensor],
                 released: list[int]) -> Program | None:
         """The recording as a `Program`, given each tensor's cotangent from the walk (by id)
         and the slots of the tensors the walk releases; None if something could not be
@@ -208,7 +230,63 @@ class Recorder:
                 return None
             grads.append((i, s))
         run, source = build(len(slots), self.steps, self.consts, grads, released)
-        return Program(run, source)
+        match, match_source = matcher(key)
+        return Program(run, source, match, match_source)
+
+
+def matcher(key: tuple) -> tuple[Any, str]:
+    """The generated function `root -> slots or None`: the tape ending at `root` taken apart
+    slot by slot, checking on the way everything `key` (a `structure` key) holds: each
+    tensor's op and attributes, which slot each argument is, that leaves and op results
+    require grad and data does not, released tensors, the leaves' and data's shapes and dtypes,
+    all tensors distinct. Where it returns slots, `structure(root)` would give `key`, so a loop
+    that records one structure over and over skips the walk."""
+    n = len(key)
+    namespace: dict[str, Any] = {}
+    lines = ["def match_tape(root):", f"    t{n - 1} = root"]
+    bound = {n - 1}  # slots already named: every slot is bound before its own checks
+    for i in reversed(range(n)):
+        entry = key[i]
+        if len(entry) == 3 and entry[2] is None:  # data: checked where it was bound
+            continue
+        if not isinstance(entry[0], str):  # a leaf, or a released tensor
+            namespace[f"S{i}"], namespace[f"D{i}"] = entry
+            lines += [f"    if not (t{i}._ir is None or t{i}._released):", "        return None",
+                      f"    d = t{i}.data",
+                      f"    if d is None or d.shape != S{i} or d.dtype != D{i}:",
+                      "        return None"]
+            continue
+        name, attrs, *refs = entry
+        namespace[f"O{i}"], namespace[f"A{i}"] = OPS[name], dict(attrs)
+        lines += [f"    ir = t{i}._ir",
+                  f"    if ir is None or t{i}._released or ir[0] is not O{i} or ir[1] != A{i}:",
+                  "        return None",
+                  f"    p = t{i}._prev",
+                  f"    if len(p) != {len(refs)}:",
+                  "        return None"]
+        for k, j in enumerate(refs):
+            if j in bound:  # met before: the same tensor again
+                lines += [f"    if p[{k}] is not t{j}:", "        return None"]
+                continue
+            bound.add(j)
+            lines.append(f"    t{j} = p[{k}]")
+            parent = key[j]
+            if len(parent) == 3 and parent[2] is None:
+                namespace[f"S{j}"], namespace[f"D{j}"] = parent[0], parent[1]
+                lines += [f"    d = t{j}.data",
+                          f"    if t{j}.requires_grad or d is None or d.shape != S{j} or "
+                          f"d.dtype != D{j}:",
+                          "        return None"]
+            else:
+                lines += [f"    if not t{j}.requires_grad:", "        return None"]
+    names = [f"t{i}" for i in range(n)]
+    lines += [f"    slots = [{', '.join(names)}]",
+              f"    if len({{id(t) for t in slots}}) != {n}:",
+              "        return None",
+              "    return slots"]
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, "<sorix tape matcher>", "exec"), namespace)  # noqa: S102 (ours)
+    return namespace["match_tape"], source
 
 
 def build(inputs: int, steps: list[tuple[Any, tuple[int, ...], dict[str, Any], int]],

@@ -201,3 +201,26 @@ def test_cotangents_passed_through_are_one_tensor_on_every_path():
         # add passes its cotangent to both arguments: the very same tensor, as the walk gives
         assert e.grad is s.grad is xy.grad is x2.grad is y2.grad
         assert x.grad is not y.grad
+
+
+def test_the_matcher_takes_apart_exactly_the_recorded_structure():
+    tape_cache.clear()
+    x = sorix.tensor(XA, requires_grad=True)
+    y = sorix.tensor(YA, requires_grad=True)
+    for _ in range(3):
+        _w1(x, y)[0].backward()
+    program = tape_cache.recent.program
+    assert isinstance(program, tape_cache.Program)
+    again = _w1(x, y)[0]
+    slots = program.matched(again)
+    assert slots is not None and [id(t) for t in slots] == [
+        id(t) for t in tape_cache.structure(again)[0]]
+    assert program.matched(sorix.sum(x**2 + y**2 + y * x)) is None  # arguments swapped
+    assert program.matched(sorix.sum(x**2 + y**2 + x * x)) is None  # one tensor twice
+    assert program.matched(sorix.sum(x**2 + y**3 + x * y)) is None  # an attribute
+    assert program.matched(sorix.sum(x**2 + y.detach()**2 + x * y)) is None  # grad or data
+    z = sorix.tensor(XA[:4], requires_grad=True)
+    assert program.matched(sorix.sum(z**2 + z**2 + z * z)) is None  # shapes
+    released = _w1(x, y)[0]
+    released.backward()
+    assert program.matched(released) is None  # a released root is a leaf now
