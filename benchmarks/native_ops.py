@@ -8,8 +8,10 @@ value_and_grad on the native tier against the numpy tier, time per call and thei
 
 Each row compiles its kernel first (the cold compile time is printed: the disk cache of
 SORIX_CACHE_DIR, if it has the kernel, makes it a load), then times the best of several runs
-of a loop of calls on both tiers. BLAS pools are pinned to one thread, as benchmarks.run does.
-Nothing is asserted: it prints.
+of a loop of calls on both tiers, in CPU time of the process (every row runs on one thread:
+these kernels are below the parallel loops' size), so that other load on a shared machine
+does not count. BLAS pools are pinned to one thread, as benchmarks.run does. Nothing is
+asserted: it prints.
 """
 
 from __future__ import annotations
@@ -63,10 +65,10 @@ def _per_call(f: Callable[..., Any], args: tuple[np.ndarray, ...], repeats: int,
               calls: int) -> float:
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(calls):
             f(*args)
-        best = min(best, (time.perf_counter() - start) / calls)
+        best = min(best, (time.process_time() - start) / calls)
     return best
 
 
@@ -100,8 +102,8 @@ def main() -> None:
                         help="run only this row (repeatable)")
     options = parser.parse_args()
     repeats, calls = (3, 200) if options.quick else (7, 1000)
-    print("value_and_grad per call, best of", repeats, "runs of", calls, "calls; ratio = "
-          "native / numpy (lower is better)")
+    print("value_and_grad, CPU time per call, best of", repeats, "runs of", calls, "calls; "
+          "ratio = native / numpy (lower is better)")
     for name in options.only or ROWS:
         measure(name, repeats, calls)
 
