@@ -103,12 +103,18 @@ def test_a_structure_change_gets_its_own_gradients():
     assert np.array_equal(shared[0], twice[0])
 
 
-def test_gradients_accumulate_across_cached_backward_calls():
+def _w1_leaves_after(times: int) -> tuple[sorix.Tensor, sorix.Tensor]:
+    """x, y after `times` W1 backward calls from an empty cache."""
     tape_cache.clear()
     x = sorix.tensor(XA, requires_grad=True)
     y = sorix.tensor(YA, requires_grad=True)
-    for _ in range(4):
+    for _ in range(times):
         _w1(x, y)[0].backward()
+    return x, y
+
+
+def test_gradients_accumulate_across_cached_backward_calls():
+    x, y = _w1_leaves_after(4)
     assert np.allclose(x.grad.numpy(), 4 * (XA + XA + YA))
     assert np.allclose(y.grad.numpy(), 4 * (YA + YA + XA))
 
@@ -204,11 +210,7 @@ def test_cotangents_passed_through_are_one_tensor_on_every_path():
 
 
 def test_the_matcher_takes_apart_exactly_the_recorded_structure():
-    tape_cache.clear()
-    x = sorix.tensor(XA, requires_grad=True)
-    y = sorix.tensor(YA, requires_grad=True)
-    for _ in range(3):
-        _w1(x, y)[0].backward()
+    x, y = _w1_leaves_after(3)
     program = tape_cache.recent.program
     assert isinstance(program, tape_cache.Program)
     again = _w1(x, y)[0]
