@@ -17,6 +17,7 @@ import sorix.passes.fuse as fuse_module
 from sorix.backends import codegen
 from sorix.errors import DomainError
 from sorix.ir.graph import GraphBuilder
+from sorix.passes import grad as grad_pass
 from sorix.passes.cse import eliminate_common_subexpressions
 from sorix.passes.dce import eliminate_dead_code
 from sorix.passes.fold import fold_constants
@@ -160,3 +161,19 @@ def test_an_error_inside_a_part_names_its_ir_line(monkeypatch):
     with pytest.raises(DomainError, match=r"in the compiled program, at %\d+ = pow\("):
         f(np.arange(4), np.array([1, 2, -1, 1]))
     assert "def s1(" in f.source(np.arange(4), np.array([1, 2, 1, 1]))
+
+
+def test_the_seed_leaves_no_product_and_one_optimizer_round_suffices():
+    """The rules applied to the output multiply the seed 1 by local derivatives; the grad pass
+    keeps the other factor (1 * x is x exactly), so simplify has nothing to find in a chain's
+    gradient and the fixpoint ends after its first round."""
+    graph = sorix.trace(lambda x: sorix.sin(sorix.sin(x)), 1.0)
+    gradient = grad_pass.grad(graph)
+    assert gradient.op_counts() == {"input": 1, "sin": 2, "cos": 2, "mul": 1}
+    report = sorix.optimize(gradient).report
+    assert [r.name for r in report] == [p.__name__ for p in DEFAULT_PIPELINE[0].passes] + [
+        p.__name__ for p in DEFAULT_PIPELINE[1:]]
+    identity = grad_pass.grad(sorix.trace(lambda x: x * 1, np.float64(2.0)))
+    assert identity.nodes[identity.outputs[1]].is_constant  # the seed itself, kept
+    value, derivative = sorix.value_and_grad(lambda x: sorix.sin(sorix.sin(x)))(0.5)
+    np.testing.assert_allclose(derivative.numpy(), np.cos(np.sin(0.5)) * np.cos(0.5))

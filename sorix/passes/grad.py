@@ -18,13 +18,13 @@ passes optimize and that this pass can differentiate again, to any order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 from sorix.autodiff import backpropagate
 from sorix.errors import GradError, GraphFormatError
-from sorix.ir.graph import Graph, GraphBuilder
+from sorix.ir.graph import Attrs, Graph, GraphBuilder
 from sorix.ir.ops import OPS
 from sorix.ir.value import Value
 
@@ -40,7 +40,7 @@ def grad(graph: Graph, wrt: Sequence[int] | None = None, *, of: int = 0,
     `observe(node, adjoint, cotangents)` hears of each rule applied, as node ids of the result.
     """
     wrt = list(range(len(graph.inputs))) if wrt is None else list(wrt)
-    builder = GraphBuilder()
+    builder = GraphBuilder() if observe is not None or cotangent else _SeededBuilder()
     values = _copy(graph, builder, set(wrt))
     root = values[graph.outputs[of]]
     if cotangent:
@@ -51,6 +51,7 @@ def grad(graph: Graph, wrt: Sequence[int] | None = None, *, of: int = 0,
                         f"{root.shape}; use jacobian or vjp for non-scalar outputs")
     else:
         seed = Value.constant(builder, np.ones(root.shape, root.dtype.numpy))
+        builder.one = seed.node
     targets = [values[graph.inputs[i]] for i in wrt]
     found = backpropagate(
         [root], [seed], keep_grads=False, free_graph=False, wanted=targets,
@@ -59,6 +60,35 @@ def grad(graph: Graph, wrt: Sequence[int] | None = None, *, of: int = 0,
     grads = [found[id(t)] if id(t) in found else _zeros_like(t) for t in targets]
     outputs = [values[o].node for o in graph.outputs] + [g.node for g in grads]
     return builder.build(outputs)
+
+
+class _SeededBuilder(GraphBuilder):
+    """The builder of a gradient seeded with 1: a product of the seed and a value of the
+    product's own type is that value, exactly (1 * x is x in IEEE arithmetic, NaN, infinities
+    and signed zeros included). The rules applied to the output multiply its adjoint, the seed,
+    by local derivatives; left in the graph, those products are what simplify would find,
+    and finding them costs the optimizer's fixpoint a whole second round."""
+
+    one: int | None = None
+    one_used = False
+
+    def add(self, op: str, args: Iterable[int], attrs: Attrs, shape: tuple[int, ...],
+            dtype: str) -> int:
+        args = tuple(args)
+        if self.one is not None and self.one in args:
+            if op == "mul" and len(args) == 2:
+                other = args[1] if args[0] == self.one else args[0]
+                if self.nodes[other].shape == tuple(shape) and self.nodes[other].dtype == dtype:
+                    return other
+            self.one_used = True
+        return super().add(op, args, attrs, shape, dtype)
+
+    def build(self, outputs: Iterable[int]) -> Graph:
+        """The graph, without the seed where no product kept it (nor is it an output)."""
+        outputs = list(outputs)
+        if self.one is not None and not self.one_used and self.one not in outputs:
+            del self.nodes[self.one]
+        return super().build(outputs)
 
 
 def _copy(graph: Graph, builder: GraphBuilder, wrt: set[int]) -> dict[int, Value]:
