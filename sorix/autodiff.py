@@ -15,6 +15,11 @@ further, so nothing is counted twice and a loop like `x = x - lr * x.grad` keeps
 `fit_cotangent` is the one place where a cotangent is summed back to its input's shape
 (un-broadcasting) and cast to its input's dtype.
 
+`Tensor.backward` from one concrete root on the CPU, without `create_graph`, goes through
+`sorix.tape_cache`: a loop that records the same tape structure every iteration runs, from the
+third time on, one generated numpy function recorded from this walk (the same rules' ops in the
+same order), which also fills `.grad` and releases the graph as the walk does.
+
 A rule may hand back a cotangent as a zero-argument function (matmul does, for each operand):
 it is called only when that argument requires grad, so `X @ W` with data `X` never spends a
 matrix product on X's cotangent, eagerly or in the grad pass.
