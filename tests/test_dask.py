@@ -34,8 +34,9 @@ from sorix.tracing import trace
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
-#: Chunk sizes per axis: one element per chunk, 2 (which divides neither 3 nor 5), one chunk.
-CHUNKINGS = [1, 2, -1]
+#: Chunk sizes per axis: 2 (which divides neither 3 nor 5), 3 (which divides neither 4 nor
+#: 5), one chunk.
+CHUNKINGS = [2, 3, -1]
 
 
 def _integer_scatter(name: str, sample: Any) -> bool:
