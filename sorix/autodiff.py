@@ -222,23 +222,20 @@ def _cached_backward(root: Tensor, seed: Tensor, free_graph: bool) -> None:
     recent = tape_cache.recent
     program = recent.program  # this thread's last program: its matcher skips the walk
     slots = program.matched(root) if program is not None else None
+    key = None
     if slots is None:
         slots, key = tape_cache.structure(root)
         program = tape_cache.lookup(key)
-        if program is None or program is True:
-            order = [t for t in slots if t.requires_grad]  # topological_order's: see structure
-            if program is True:  # the second sighting: record it
-                _record(root, seed, free_graph, order, slots, key)
-            else:
-                backpropagate([root], [seed], keep_grads=True, free_graph=free_graph,
-                              order=order)
-            return
-        recent.program = program
-    if _InPlace.count and not _versions_hold(slots):  # raise where the walk raises
-        backpropagate([root], [seed], keep_grads=True, free_graph=free_graph,
-                      order=[t for t in slots if t.requires_grad])
-        return
-    program.run(slots, seed, free_graph)
+    if program is None or (_InPlace.count and not _versions_hold(slots)):
+        # nothing cached, or a version error to raise exactly where the walk raises it
+        order = [t for t in slots if t.requires_grad]  # topological_order's: see structure
+        backpropagate([root], [seed], keep_grads=True, free_graph=free_graph, order=order)
+    elif program is True:  # the key's second sighting: record the walk
+        _record(root, seed, free_graph, [t for t in slots if t.requires_grad], slots, key)
+    else:
+        if key is not None:
+            recent.program = program
+        program.run(slots, seed, free_graph)
 
 
 def _record(root: Tensor, seed: Tensor, free_graph: bool, order: list[Tensor],

@@ -226,3 +226,19 @@ def test_the_matcher_takes_apart_exactly_the_recorded_structure():
     released = _w1(x, y)[0]
     released.backward()
     assert program.matched(released) is None  # a released root is a leaf now
+
+
+@pytest.mark.parametrize("sighting", [1, 2, 3])
+def test_a_version_error_is_raised_on_every_sighting(sighting):
+    tape_cache.clear()
+    for _ in range(sighting - 1):
+        x = sorix.tensor(XA, requires_grad=True)
+        sorix.sum(sorix.exp(x) * 2.0).backward()
+    x = sorix.tensor(XA, requires_grad=True)
+    e = sorix.exp(x)
+    loss = sorix.sum(e * 2.0)
+    with sorix.no_grad():
+        e.mul_(2.0)
+    with pytest.raises(GradError, match="changed in place"):
+        loss.backward()
+    assert x.grad is None
