@@ -171,6 +171,15 @@ def test_jit_on_dask_arguments_is_lazy_and_mixes_with_numpy():
                                                                    np.ones(4)))
 
 
+def test_a_slice_gradient_keeps_the_chunks_of_the_axes_it_spans_whole():
+    f = sorix.grad(lambda x: (x[:, 1:3] ** 2).sum())
+    g = f(da.ones((6, 4), chunks=(2, 2)))
+    assert g.chunks[0] == (2, 2, 2)  # the rows: the argument's chunks, no rechunk
+    want = np.zeros((6, 4))
+    want[:, 1:3] = 2.0
+    np.testing.assert_array_equal(g.compute(), want)
+
+
 # errors ------------------------------------------------------------------------------------
 
 
