@@ -143,20 +143,6 @@ def test_retain_graph_lets_a_cached_graph_run_twice():
         assert np.allclose(x.grad.numpy(), 2 * (np.exp(XA) * XA + np.exp(XA)))
 
 
-def test_an_in_place_change_of_a_saved_tensor_is_still_an_error():
-    tape_cache.clear()
-    for _ in range(3):  # the structure is cached by the third
-        x = sorix.tensor(XA, requires_grad=True)
-        sorix.sum(sorix.exp(x) * 2.0).backward()
-    x = sorix.tensor(XA, requires_grad=True)
-    e = sorix.exp(x)
-    loss = sorix.sum(e * 2.0)
-    with sorix.no_grad():
-        e.mul_(2.0)
-    with pytest.raises(GradError, match="changed in place"):
-        loss.backward()
-
-
 def test_create_graph_is_not_cached_and_stays_differentiable():
     tape_cache.clear()
     for _ in range(3):
@@ -228,7 +214,7 @@ def test_the_matcher_takes_apart_exactly_the_recorded_structure():
     assert program.matched(released) is None  # a released root is a leaf now
 
 
-@pytest.mark.parametrize("sighting", [1, 2, 3])
+@pytest.mark.parametrize("sighting", [1, 2, 3, 4])  # walked, recorded, run, matched
 def test_a_version_error_is_raised_on_every_sighting(sighting):
     tape_cache.clear()
     for _ in range(sighting - 1):
