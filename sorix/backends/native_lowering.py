@@ -21,6 +21,7 @@ from sorix.backends.native_indexing import (
     nest,
     table_source,
 )
+from sorix.backends.native_softmax import Slices, shifted_exp
 from sorix.ir.graph import Graph
 
 #: numba's spelling of each dtype sorix computes natively (float16 falls back).
@@ -587,52 +588,13 @@ class Emitter:
 
     def shifted_exp(self, nid: int, node: Any, x: str, axes: tuple[int, ...], kind: str,
                     keepdims: bool = True) -> list[str]:
-        """logsumexp, softmax or log_softmax of `x` over `axes`, as `sorix.ir.kernels` computes
-        them: shifted by the maximum, or by 0 where the maximum is not finite (so a row of
-        -inf gives -inf, NaN and +inf propagate as numpy's do). A loop over the kept axes runs,
-        per slice, a pass for the maximum, one for the sum of exponentials (accumulated in
-        float64, as the native sums are) and, for the softmaxes, one writing the result."""
+        """logsumexp, softmax or log_softmax of `x` over `axes` (see `native_softmax`)."""
         source = self.graph.nodes[node.args[0]]
-        shape, dtype = source.shape, node.dtype
-        T = NB_TYPES[dtype]  # noqa: N806
-        exp, log = self.math_names("exp", dtype), self.math_names("log", dtype)
-        variables = _variables(shape)
-        value = _cast(element(x, variables), source.dtype, dtype)
-        here = element(f"v{nid}", variables)
-        lines = [self.buffer(nid, node.shape, dtype)]
-        indent = ""
-        for d, n in enumerate(shape):
-            if d not in axes:
-                lines.append(f"{indent}for i{d} in range({n}):")
-                indent += "    "
-
-        def over_axes(*body: str) -> list[str]:
-            inner, out = indent, []
-            for d in axes:
-                out.append(f"{inner}for i{d} in range({shape[d]}):")
-                inner += "    "
-            return out + [inner + line for line in body]
-
-        m, s, e = f"m{nid}", f"s{nid}", f"e{nid}"
-        lines.append(f"{indent}{m} = {T}(-np.inf)")
-        lines += over_axes(f"x{nid} = {value}",
-                           f"{m} = x{nid} if (x{nid} > {m} or x{nid} != x{nid}) else {m}")
-        lines.append(f"{indent}{m} = {m} if np.isfinite({m}) else {T}(0)")
-        lines.append(f"{indent}{s} = 0.0")
-        lines += over_axes(f"{e} = {exp}({value} - {m})",
-                           *([f"{here} = {e}"] if kind == "softmax" else []),
-                           f"{s} += {e}")
-        total = f"{log}({T}({s})) + {m}"
-        if kind == "softmax":
-            lines += over_axes(f"{here} = {here} / {T}({s})")
-        elif kind == "log_softmax":
-            lines.append(f"{indent}l{nid} = {total}")
-            lines += over_axes(f"{here} = {value} - l{nid}")
-        else:
-            kept = [("0" if d in axes else v) for d, v in enumerate(variables)
-                    if keepdims or d not in axes]
-            lines.append(f"{indent}{element(f'v{nid}', kept)} = {total}")
-        return lines
+        dtype = node.dtype
+        value = _cast(element(x, _variables(source.shape)), source.dtype, dtype)
+        slices = Slices(nid, source.shape, axes, value, NB_TYPES[dtype],
+                        self.math_names("exp", dtype), self.math_names("log", dtype))
+        return shifted_exp(slices, kind, self.buffer(nid, node.shape, dtype), keepdims)
 
 
 def _one_axis(node: Any) -> tuple[int, ...]:
