@@ -85,6 +85,9 @@ HOLDERS = {
     "value": lambda r: r[0],
     "eager graph": lambda r: r[1][0] * sorix.tensor(np.ones(8), requires_grad=True),
     "memoryview": lambda r: memoryview(r[1][1].data),
+    "detach": lambda r: r[1][0].detach(),
+    "reshape": lambda r: r[1][1].reshape(2, 4),
+    "a view's view": lambda r: r[1][1].data[1:][::2],
 }
 
 
