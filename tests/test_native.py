@@ -7,6 +7,7 @@ shared by the tests through module-scoped fixtures; the other tests compile smal
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -279,3 +280,21 @@ def test_import_sorix_does_not_import_numba() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_disk_cache_hits_in_another_process(tmp_path: Path) -> None:
+    """A kernel compiled by one process loads from the disk cache in the next, packed entry
+    point included (it calls `compiled`, which numba finds through sys.modules)."""
+    code = ("import numpy as np, sorix\n"
+            "f = sorix.value_and_grad(lambda x, y: sorix.sum(x * x + x * y), argnums=(0, 1),"
+            " tier='native')\n"
+            "x = np.arange(4.0)\n"
+            "v, (gx, gy) = f(x, x + 1)\n"
+            "assert 'def packed' in f.source(x, x + 1)\n"
+            "print(f.lower(x, x + 1).program.from_cache, v.item(), gx.tolist())")
+    env = {**os.environ, "SORIX_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=300, check=True, env=env).stdout.split(maxsplit=1)
+            for _ in range(2)]
+    assert [cached for cached, _ in runs] == ["False", "True"]
+    assert runs[0][1] == runs[1][1] == "34.0 [1.0, 4.0, 7.0, 10.0]\n"

@@ -150,6 +150,10 @@ def entry_point(source: str) -> str:
 def _import(path: Path, name: str) -> Any:
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs: a cached kernel that calls another kernel of its module
+    # (the packed entry point calls `compiled`) is unpickled by numba through sys.modules;
+    # without the entry numba cannot find the module and every process recompiled.
+    sys.modules[name] = module
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
 
