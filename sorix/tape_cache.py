@@ -25,9 +25,9 @@ result, a number of a numpy type, attributes that are arrays, a device other tha
 marks the key uncacheable and the ordinary backward keeps running for it. `create_graph=True`,
 `sorix.grad` and traced tensors never come here.
 
-Threads: the recorder lives in the thread's grad state (`sorix.tensor._GradState`); the cache
-maps keys to immutable programs, and CPython's dict reads and writes are atomic, so two threads
-at worst both record one key and store equal programs.
+Threads: the recorder lives in the thread's grad state (`sorix.tensor._GradState`), and the
+cache is the thread's own (`_Recent.cache`): no state is shared between threads, so one
+thread's keys never race another's, at the price of each thread recording its structures once.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from sorix.tensor import UFUNCS, Tensor
 LIMIT = 512
 _UNCACHEABLE = object()
 _SEEN = object()
-_cache: dict[Any, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -73,9 +72,13 @@ class Program:
 
 
 class _Recent(threading.local):
-    """This thread's last program run or recorded: tried first, by its matcher."""
+    """This thread's cache (key -> program, or a marker) and its last program run or recorded,
+    tried first, by its matcher."""
 
     program: Program | None = None
+
+    def __init__(self) -> None:
+        self.cache: dict[Any, Any] = {}
 
 
 recent = _Recent()
@@ -139,14 +142,15 @@ def lookup(key: tuple) -> Program | None | bool:
     """The program for `key`; None when the ordinary backward should just run; True when it
     should run under a `Recorder` (the key's second sighting). Unhashable keys (attributes that
     are arrays) are never cached."""
+    cache = recent.cache
     try:
-        found = _cache.get(key)
+        found = cache.get(key)
     except TypeError:
         return None
     if found is None:
-        if len(_cache) >= LIMIT:
-            _cache.clear()
-        _cache[key] = _SEEN
+        if len(cache) >= LIMIT:
+            cache.clear()
+        cache[key] = _SEEN
         return None
     if found is _SEEN:
         return True
@@ -156,12 +160,12 @@ def lookup(key: tuple) -> Program | None | bool:
 
 
 def store(key: tuple, program: Program | None) -> None:
-    _cache[key] = _UNCACHEABLE if program is None else program
+    recent.cache[key] = _UNCACHEABLE if program is None else program
 
 
 def clear() -> None:
-    """Forget every cached program, and this thread's last one (tests use it to see a miss)."""
-    _cache.clear()
+    """Forget this thread's cached programs and its last one (tests use it to see a miss)."""
+    recent.cache.clear()
     recent.program = None
 
 

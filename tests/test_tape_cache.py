@@ -57,7 +57,7 @@ def test_walked_recorded_and_cached_runs_give_identical_gradients(fn, arrays):
         for a, b in zip(first, later):
             assert a.dtype == b.dtype and a.shape == b.shape
             assert np.array_equal(a, b)
-    assert any(isinstance(p, tape_cache.Program) for p in tape_cache._cache.values())
+    assert any(isinstance(p, tape_cache.Program) for p in tape_cache.recent.cache.values())
 
 
 def test_w1_cached_equals_the_hand_written_gradient():
@@ -68,7 +68,7 @@ def test_w1_cached_equals_the_hand_written_gradient():
 
 def test_the_program_is_the_rules_ops():
     _runs(_w1, (XA, YA), times=3)
-    (program,) = [p for p in tape_cache._cache.values() if isinstance(p, tape_cache.Program)]
+    (program,) = [p for p in tape_cache.recent.cache.values() if isinstance(p, tape_cache.Program)]
     assert "# mul" in program.source and "# add" in program.source
     assert "# broadcast_to" in program.source  # sum's rule
 
@@ -181,6 +181,21 @@ def test_threads_each_get_their_own_gradients():
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_each_thread_has_its_own_cache():
+    """No cache state is shared between threads: a structure recorded in one thread is not
+    in another's cache."""
+    tape_cache.clear()
+    for _ in range(3):
+        x = sorix.tensor(XA, requires_grad=True)
+        _w1(x, sorix.tensor(YA, requires_grad=True))[0].backward()
+    assert any(isinstance(p, tape_cache.Program) for p in tape_cache.recent.cache.values())
+    seen: list[int] = []
+    other = threading.Thread(target=lambda: seen.append(len(tape_cache.recent.cache)))
+    other.start()
+    other.join()
+    assert seen == [0]
 
 
 def test_cotangents_passed_through_are_one_tensor_on_every_path():
