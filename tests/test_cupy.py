@@ -527,15 +527,13 @@ def compiled(v0):  # v0: 'x'
     v3 = multiply(v1, c2)  # %3 = mul(%1, %2) : float64[3]
     v4 = v3.sum(axis=None, keepdims=False)  # %4 = sum(%3, axis=None, keepdims=False) : float64[]
     del v3
-    v6 = reshape(c5, (1,))  # %6 = reshape(%5, shape=(1,)) : float64[1]
-    v7 = _broadcast_to(xp, v6, (3,))  # %7 = broadcast_to(%6, shape=(3,)) : float64[3]
-    del v6
-    v8 = multiply(v7, c2)  # %8 = mul(%7, %2) : float64[3]
-    v9 = multiply(v7, v1)  # %9 = mul(%7, %1) : float64[3]
-    del v1, v7
-    v10 = _scatter_add(xp, v8, k10_0, (3,))  # %10 = scatter_add(%8, index=(('a', (3,), (0, 2, 0)),), shape=(3,)) : float64[3]
-    del v8
-    return (v4, v10,)
+    v6 = _broadcast_to(xp, c5, (3,))  # %6 = broadcast_to(%5, shape=(3,)) : float64[3]
+    v7 = multiply(v6, c2)  # %7 = mul(%6, %2) : float64[3]
+    v8 = multiply(v6, v1)  # %8 = mul(%6, %1) : float64[3]
+    del v1, v6
+    v9 = _scatter_add(xp, v7, k9_0, (3,))  # %9 = scatter_add(%7, index=(('a', (3,), (0, 2, 0)),), shape=(3,)) : float64[3]
+    del v7
+    return (v4, v9,)
 """,  # noqa: E501
 }
 
@@ -582,7 +580,7 @@ def test_constants_and_indices_are_placed_on_the_device_once(
     for name in ("c2", "c5"):
         assert isinstance(cupy_ns[name], DeviceArray)
         assert type(numpy_ns[name]) is np.ndarray
-    for name in ("k1_0", "k10_0"):
+    for name in ("k1_0", "k9_0"):
         assert isinstance(cupy_ns[name][0], DeviceArray)
         assert type(numpy_ns[name][0]) is np.ndarray
     assert cupy_ns["xp"] is xp and cupy_ns["_fused"] is run_fused
