@@ -8,6 +8,7 @@ errors, threads).
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -16,6 +17,15 @@ import pytest
 import sorix
 from sorix import tape_cache
 from sorix.errors import GradError
+
+
+@pytest.fixture(autouse=True)
+def _cpu_only_process(monkeypatch):
+    """Once any tensor has been on a CUDA device (the cupy tests' stand-in device), eager
+    backward takes the device-checking walk and never the cache: these tests use CPU tensors
+    only, so they see the process as it is before that."""
+    monkeypatch.setattr(sys.modules["sorix.tensor"], "_on_devices", False)
+
 
 RNG = np.random.default_rng(7)
 XA, YA = RNG.standard_normal(8), RNG.standard_normal(8)
