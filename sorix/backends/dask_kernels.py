@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sorix.errors import SorixError, SorixValueError, at_user_line
+from sorix.errors import DeviceError, SorixValueError, at_user_line
 
 #: Ops whose lowering has no lazy dask form, and why (a SorixValueError when building).
 UNSUPPORTED = {
@@ -31,11 +31,11 @@ def is_dask_array(x: Any) -> bool:
 
 
 def _dask() -> Any:
-    """dask.array; a clear SorixError when dask is not installed."""
+    """dask.array; a DeviceError, as for CUDA without cupy, when dask is not installed."""
     try:
         import dask.array as da
     except ImportError:
-        raise SorixError(at_user_line(
+        raise DeviceError(at_user_line(
             "backend 'dask' needs dask: pip install 'sorix[dask]' (or dask[array] and "
             "distributed)")) from None
     return da
