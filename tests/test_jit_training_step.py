@@ -32,9 +32,11 @@ OPTIMIZERS = {
 
 def build(make_optimizer, norm=False, dropout=0.0):
     np.random.seed(0)
-    layers = [nn.Linear(4, 8, dtype="float64")]
+    # BatchNorm after the ReLU: right before it, the first bias's gradient is zero but for
+    # rounding, which Adam scales up to steps of either sign (comparing noise)
+    layers = [nn.Linear(4, 8, dtype="float64"), nn.ReLU()]
     layers += [nn.BatchNorm1d(8, dtype="float64")] if norm else []
-    layers += [nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+    layers += [nn.Dropout(dropout)] if dropout else []
     model = nn.Sequential(*layers, nn.Linear(8, 3, dtype="float64"))
     return model, make_optimizer(model.parameters())
 
@@ -98,8 +100,8 @@ def test_batchnorm_and_dropout_in_training_then_eval_mode():
         losses += [step(x, y).item(), step(x, y).item()]
         results.append(losses)
     np.testing.assert_allclose(results[1], results[0], rtol=1e-12)
-    np.testing.assert_allclose(jit_model[1].running_var.numpy(),
-                               eager_model[1].running_var.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(jit_model[2].running_var.numpy(),
+                               eager_model[2].running_var.numpy(), rtol=1e-12)
     assert jit_step.trace_count == 1  # a mode is a program of the step, not a new signature
 
 
