@@ -34,6 +34,11 @@ pytest.importorskip("numba")
 #: Ops the native tier does not lower (their graphs run on the numpy program instead).
 NOT_NATIVE: set[str] = set()
 
+#: Ops whose native lowering tests/test_native_ops.py checks on its own graphs (native vs numpy
+#: tier vs interpreter, float64 and float32, special rows, gradients): their samples are left
+#: out of the batched graphs here, which keeps the test run's numba compiles to one per lowering.
+OWN_TESTS = {"logsumexp", "softmax", "log_softmax"}
+
 
 def _cast(a: np.ndarray, dtype: str) -> np.ndarray:
     return a.astype(dtype) if a.dtype.kind == "f" else a
@@ -87,7 +92,7 @@ def _packs(dtype: str) -> list[list[str]]:
     the elementwise ops, whose scalar spellings depend on the dtype (casts, typed constants,
     the vectorized math of each dtype); reductions and matmul share their code paths with
     float64 and cost the most to compile (matmul alone ~10 s)."""
-    names = [n for n in SAMPLES if n not in NOT_NATIVE
+    names = [n for n in SAMPLES if n not in NOT_NATIVE and n not in OWN_TESTS
              and (dtype == "float64" or OPS[n].elementwise)]
     packs: list[list[str]] = [[]]
     size = 0
