@@ -285,7 +285,7 @@ def test_jit_rebuilds_every_kind_of_output_structure():
 
 
 def test_repeated_jvp_and_vjp_calls_reuse_one_compiled_program():
-    from sorix.api import _jvp_program, _vjp_program
+    from sorix.transforms import _jvp_program, _vjp_program
 
     def f(x):
         return sorix.sin(x) * x
