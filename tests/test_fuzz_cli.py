@@ -88,8 +88,10 @@ def test_main_returns_0_or_2_and_never_raises(argv):
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(command_lines())
+@given(command_lines().filter(lambda argv: not any("\x00" in a for a in argv)))
 def test_real_processes_end_in_time(argv):
+    # a NUL cannot be passed in a process's argv at all (the OS strings end there); in-process
+    # calls above take it
     result = subprocess.run([sys.executable, "-m", "sorix", *argv], capture_output=True,
                             text=True, timeout=20)
     assert result.returncode in (0, 2), (argv, result.stderr[-2000:])
