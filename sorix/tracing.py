@@ -266,9 +266,9 @@ def _inline(graph: Graph, args: Sequence[Tensor], builder: GraphBuilder) -> dict
         if nid in ids:
             continue
         node = graph.nodes[nid]
-        if node.value is not None:
+        if node.is_constant:
             new = builder.const(node.value)
-        elif node.op == "input":
+        elif node.is_input:
             raise GraphFormatError(f"input %{nid} is not among the graph's inputs")
         else:
             new = builder.add(node.op, [ids[a] for a in node.args], node.attrs, node.shape,
