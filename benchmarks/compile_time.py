@@ -58,19 +58,19 @@ class _StageTimer:
 @contextlib.contextmanager
 def _timed_stages(clock: Callable[[], float]) -> Iterator[_StageTimer]:
     """Wrap the stage functions where sorix looks them up; restore them afterwards."""
-    from sorix import api
+    from sorix import api, transforms
     from sorix.backends.registry import Backend
     from sorix.passes import grad, manager
 
     timer = _StageTimer(clock)
-    patches = [(api, "trace_tree"), (api, "replay"), (grad, "grad"), (manager, "_run"),
-                (Backend, "compile")]
-    saved = [(owner, name, getattr(owner, name)) for owner, name in patches]
-    api.trace_tree = timer.wrap("trace", api.trace_tree)
-    api.replay = timer.wrap("trace", api.replay)
-    grad.grad = timer.wrap("grad pass", grad.grad)
-    manager._run = timer.wrap(lambda run, *_: f"optimize: {run.__name__}", manager._run)
-    Backend.compile = timer.wrap("codegen", Backend.compile)
+    optimize_stage = lambda run, *_: f"optimize: {run.__name__}"  # noqa: E731
+    # each module that imported a stage function by name holds a reference of its own
+    patches = [(api, "trace_tree", "trace"), (transforms, "trace_tree", "trace"),
+               (transforms, "replay", "trace"), (grad, "grad", "grad pass"),
+               (manager, "_run", optimize_stage), (Backend, "compile", "codegen")]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for (owner, name, stage), (_, _, original) in zip(patches, saved):
+        setattr(owner, name, timer.wrap(stage, original))
     try:
         yield timer
     finally:
