@@ -40,6 +40,7 @@ import sorix.passes.simplify as simplify_module
 from sorix.backends.interpreter import interpret
 from sorix.ir.graph import Graph, GraphBuilder, freeze_attrs
 from sorix.ir.ops import OPS
+from sorix.passes.contract import contract_products
 from sorix.passes.cse import eliminate_common_subexpressions
 from sorix.passes.dce import eliminate_dead_code
 from sorix.passes.fold import fold_constants
@@ -314,8 +315,8 @@ def small_fusion(size: int = 1):
         yield
 
 
-PASSES = [fold_constants, simplify, eliminate_common_subexpressions, eliminate_dead_code, fuse,
-          plan_memory]
+PASSES = [fold_constants, simplify, eliminate_common_subexpressions, eliminate_dead_code,
+          contract_products, fuse, plan_memory]
 
 
 # the properties ------------------------------------------------------------------------------
