@@ -32,6 +32,8 @@ FOLD_SIZE_LIMIT = 1024
 
 
 def fold_constants(graph: Graph) -> Graph:
+    if not _candidates(graph):  # the common case after the first run: a scan, no rebuild
+        return graph.with_results()
     rebuild = Rebuild(graph)
     mapping = rebuild.mapping
     constant: set[int] = set()  # the new graph's constants: only their users may fold
@@ -50,6 +52,13 @@ def fold_constants(graph: Graph) -> Graph:
         rebuild.changes.append(Change("folded", rebuild.old_text(nid),
                                       into=f"const({format_node_value(folded)})"))
     return rebuild.finish()
+
+
+def _candidates(graph: Graph) -> bool:
+    """Whether some op node's arguments are all constants (only such a node can fold)."""
+    nodes = graph.nodes
+    return any(node.args and all(nodes[a].value is not None for a in node.args)
+               for node in nodes.values())
 
 
 def _fold(rebuild: Rebuild, node) -> np.ndarray | None:  # noqa: ANN001

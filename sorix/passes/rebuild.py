@@ -55,14 +55,18 @@ class Rebuild:
     def copy(self, nid: int, node: Node) -> int:
         """Add `node` (an old record) with its arguments mapped into the new graph."""
         mapping = self.mapping
-        if nid in mapping:
-            return mapping[nid]
-        args = tuple([mapping[a] for a in node.args])
-        if args == node.args:  # the same arguments (or none): the record itself, no new one
-            new = self.builder.add_record(node)
-        else:
-            new = self.builder.add(node.op, args, node.attrs, node.shape, node.dtype)
-        mapping[nid] = new
+        new = mapping.get(nid)
+        if new is not None:
+            return new
+        old = node.args
+        if old:
+            args = tuple([mapping[a] for a in old])
+            if args != old:
+                new = mapping[nid] = self.builder.add(node.op, args, node.attrs, node.shape,
+                                                      node.dtype)
+                return new
+        # the same arguments (or none): the record itself, no new one
+        new = mapping[nid] = self.builder.add_record(node)
         return new
 
     def old_text(self, nid: int) -> str:
@@ -81,6 +85,12 @@ class Rebuild:
             dtype: str) -> int:
         return self.builder.add(op, args, attrs, shape, dtype)
 
+    def unchanged(self) -> bool:
+        """Whether the new graph is the old one: every old node stands for itself, under its
+        own id, and nothing else was built."""
+        return len(self.builder.nodes) == len(self.mapping) == len(self.old.nodes) and all(
+            old == new for old, new in self.mapping.items())
+
     def finish(self) -> Graph:
         """The new graph, without the nodes a rule built and then did not use.
 
@@ -88,6 +98,8 @@ class Rebuild:
         eliminate_dead_code's job, and its report says so)."""
         outputs = [self.mapping[o] for o in self.old.outputs]
         built = self.builder.nodes
+        if not self.changes and self.unchanged():
+            return self.old.with_results()  # the same nodes: the old graph (and its nx) itself
         live = set(outputs) | set(self.mapping.values()) | set(self.builder.inputs)
         if len(live) < len(built):  # a rule built nodes no old one stands for
             for nid in sorted(built, reverse=True):

@@ -511,17 +511,27 @@ def simplify_fast_math(graph: Graph) -> Graph:
     return _then_canonical(_simplify(graph, rules), rules, fast=True)
 
 
+#: The ops whose nodes the broadcast rules may rewrite (where an argument is a broadcast).
+_ELEMENTWISE = frozenset(name for name, op in OPS.items() if op.elementwise)
+_BROADCAST_RULES = (_constant_broadcasts, _unbroadcast_constant)
+
+
 def _simplify(graph: Graph, table: dict[str, tuple[Rule, ...]]) -> Graph:
     rebuild = Rebuild(graph)
     names: dict[int, str] | None = None  # made at the first change: most calls change nothing
+    mapping, built = rebuild.mapping, rebuild.builder.nodes
     for nid in graph.order():
         node = graph.nodes[nid]
         new = None
         rules = table.get(node.op, ())
-        if OPS[node.op].elementwise if node.op in OPS else False:
-            rules = (*rules, _constant_broadcasts, _unbroadcast_constant)
-        view = Node(node.op, tuple(rebuild.mapping[a] for a in node.args), node.attrs,
-                    node.shape, node.dtype) if rules else node
+        args = tuple([mapping[a] for a in node.args]) if node.args else ()
+        if node.op in _ELEMENTWISE and "broadcast_to" in [built[a].op for a in args]:
+            rules = (*rules, *_BROADCAST_RULES)  # both need a broadcast argument
+        if not rules:
+            rebuild.copy(nid, node)
+            continue
+        view = node if args == node.args else Node(node.op, args, node.attrs, node.shape,
+                                                   node.dtype)
         for rule in rules:
             try:
                 new = rule(rebuild, view)
