@@ -28,6 +28,8 @@ from sorix.passes.rebuild import Change, Rebuild
 #: Clusters smaller than this many elements stay unfused.
 FUSE_MIN_SIZE = 65_536
 
+_ELEMENTWISE = frozenset(name for name, op in OPS.items() if op.elementwise)
+
 
 class _Clusters:
     """Union-find over the fusible nodes, with each cluster's members and the users of every
@@ -37,15 +39,19 @@ class _Clusters:
         self.graph = graph
         self.parent: dict[int, int] = {}
         self.members: dict[int, list[int]] = {}
-        self.users: dict[int, list[int]] = {nid: [] for nid in graph.nodes}
-        for nid in graph.order():
-            node = graph.nodes[nid]
-            for a in node.args:
-                self.users[a].append(nid)
-            op = OPS.get(node.op)
-            if op is not None and op.elementwise and math.prod(node.shape) >= FUSE_MIN_SIZE:
+        self.users: dict[int, list[int]] = {}
+        order, nodes = graph.order(), graph.nodes
+        for nid in order:
+            node = nodes[nid]
+            if node.op in _ELEMENTWISE and math.prod(node.shape) >= FUSE_MIN_SIZE:
                 self.parent[nid] = nid
                 self.members[nid] = [nid]
+        if len(self.parent) < 2:  # nothing can merge: no walk needs the users
+            return
+        self.users = {nid: [] for nid in nodes}
+        for nid in order:
+            for a in nodes[nid].args:
+                self.users[a].append(nid)
 
     def find(self, n: int) -> int:
         parent = self.parent

@@ -54,17 +54,22 @@ class _Fresh(dict):
 
 
 def plan_memory(graph: Graph) -> Graph:
+    nodes = graph.nodes
+    fresh = _Fresh()
+    if not any(fresh[n.op] and math.prod(n.shape) >= MIN_ELEMENTS for n in nodes.values()):
+        return graph.with_results(memory_plan=MemoryPlan({}))  # no node could take a buffer
     order = graph.order()
     last_use: dict[int, int] = {}
-    users: dict[int, list[int]] = {nid: [] for nid in order}
+    opaque_users: set[int] = set()  # nodes some user of which is not an elementwise ufunc
     for position, nid in enumerate(order):
-        for arg in graph.nodes[nid].args:
+        node = nodes[nid]
+        for arg in node.args:
             last_use[arg] = position
-            users[arg].append(nid)
+        if node.args and not fresh[node.op]:
+            opaque_users.update(node.args)
     protected = set(graph.inputs) | set(graph.outputs)
     plan: dict[int, int] = {}
     donated: set[int] = set()
-    fresh = _Fresh()
     names: dict[int, str] = {}  # canonical names, made at the first donation
     changes = []
     for position, nid in enumerate(order):
@@ -76,7 +81,7 @@ def plan_memory(graph: Graph) -> Graph:
             if (arg in protected or arg in donated or donor.is_constant
                     or last_use.get(arg) != position or donor.shape != node.shape
                     or donor.dtype != node.dtype or not fresh[donor.op]
-                    or not all(fresh[graph.nodes[u].op] for u in users[arg])):
+                    or arg in opaque_users):
                 continue
             plan[nid] = arg
             donated.add(arg)
