@@ -12,19 +12,22 @@ input named 'ｃ2' would become the parameter `c2` and hide the constant `c2`. E
 follows one scheme, ASCII and unique by construction: `v<id>` for the value of node <id>
 (inputs included), `c<id>` for a constant, `k<id>_<j>` for the j-th attribute of node <id>
 bound at module level, `o<id>` for an output's copy, `s<j>` for the j-th part of a huge
-program, and the array module's and the kernels' own names. Input names appear only in the
-comment on the `def` line, escaped (`ascii()`), and no comment can hold a line break or a
-control character.
+program and `live` for the values its parts pass on, and the array module's and the kernels'
+own names. Input names appear only in the comment on the `def` line, escaped (`ascii()`), and
+no comment can hold a line break or a control character.
 
 Outputs never share memory with the caller's inputs, with the program's constants or with each
 other: an output that is an input, a constant, or reached from one only through ops whose
 lowering may return a view (the `view` flag of the op table) is copied before it is returned,
 and so is a value returned a second time (`f(x) = exp(x)` and its gradient are one node).
 Other outputs are fresh arrays already, so the common path copies nothing.
-A graph of more than `SEGMENT` nodes is generated as functions of `SEGMENT` statements each
-(`s0`, `s1`, ..., taking and returning the values live across them), which the program's own
-function calls in turn: Python compiles each part by itself, so compile time and memory stay
-linear and bounded by one part (compiling one function of 300,000 statements held 1.3 GB).
+A graph of more than `SEGMENT` nodes is generated as functions of `SEGMENT` nodes each (`s0`,
+`s1`, ...), which the program's own function calls in turn: Python compiles each part by
+itself, so compile time and memory stay linear and bounded by one part (compiling one function
+of 300,000 statements held 1.3 GB). The parts pass values on in one dict, `live`, keyed by node
+id: a part loads only the values it reads and stores only those it made that are read later,
+so a value live across many cuts (a chain's forward values, which its gradient reads back) is
+written once and read once, not passed through every part in between.
 Backends differ only in the module bound to `xp` (numpy, cupy, or a stand-in) and in three
 optional hooks: `bind` rebinds kernels by name in the program's namespace, `place` puts
 constants and hoisted attribute values where the program computes (device memory for cupy),
@@ -194,7 +197,7 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
         def place(value: Any) -> Any:
             return value
 
-    taken = set(namespace) | {fn_name}
+    taken = set(namespace) | {fn_name, "live"}  # `live`: a huge program's parts' own
     names = {nid: f"v{nid}" for nid in graph.inputs}
     ir_names = canonical_names(graph)
     order = graph.order() if order is None else list(order)
@@ -211,11 +214,11 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
     donors: Mapping[int, int] = graph.memory_plan.donors if graph.memory_plan else {}
     body: list[str] = []
     split = define and free and store is None and lower is None and len(order) > SEGMENT
-    segments = _Segments(graph, last_use) if split else None
+    starts: list[int] = []  # where each part's statements start in `body`, when split
     for position, nid in enumerate(order):
         node = graph.nodes[nid]
-        if segments is not None:
-            segments.reach(position, len(body))
+        if split and position % SEGMENT == 0:
+            starts.append(len(body))
         if nid in names:
             continue
         if node.is_constant:
@@ -255,8 +258,6 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
                        and not graph.nodes[a].is_constant})
         if dead and free:
             body.append(f"    del {', '.join(names[a] for a in dead)}")
-        if segments is not None:
-            segments.made(nid, node.args, position)
     params: list[str] = []
     if store is not None:  # outputs are the caller's buffers: each written, nothing returned
         params = output_names(graph)
@@ -264,14 +265,14 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
             body.extend(f"    {line}" for line in store(nid, names[nid], out))
         body.append("    return None")
     else:
-        if segments is not None:  # a huge graph: its statements in functions of SEGMENT each
-            pieces, body = segments.split(body, names)
+        if split:  # a huge graph: its statements in functions of SEGMENT nodes each
+            pieces, body = _Parts(graph, order, last_use).split(body, starts, names)
         body.append(f"    return {_returned(graph, names, ir_names, body)}")
     main = "\n".join([*decorators, _header(graph, fn_name, params), *body, ""])
     if not define:
         return Program("\n".join([*prelude, main]), None, namespace, "")  # type: ignore
     head = ["\n".join(prelude)] if prelude else []
-    return _define([*head, *(pieces if segments is not None else []), main], namespace,
+    return _define([*head, *(pieces if split else []), main], namespace,
                    fn_name)
 
 
@@ -280,49 +281,80 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
 #: the compiler's memory and time stay those of one such function at any graph size.
 SEGMENT = 10_000
 
+#: Values a part loads or stores per statement (one statement per value costs compile time).
+_GROUP = 10
 
-class _Segments:
-    """Where a huge program's statements are cut into functions, and the values live across
-    each cut (made before it, used after it or returned): each function takes the values
-    live at its start and returns those live at its end, under the same names."""
 
-    def __init__(self, graph: Graph, last_use: Mapping[int, int]) -> None:
-        self.graph, self.last_use = graph, last_use
-        self.outputs = set(graph.outputs)
-        self.live = {nid for nid in graph.inputs if nid in last_use or nid in self.outputs}
-        self.cuts: list[tuple[int, list[int]]] = []  # (body line, values live there)
-        self.count = 0
+class _Parts:
+    """How a huge program's parts pass values on: through one dict, `live`, keyed by node id.
 
-    def reach(self, position: int, line: int) -> None:
-        """The statement of the node at `position` starts at body line `line`."""
-        if line and self.count % SEGMENT == 0 and (not self.cuts or self.cuts[-1][0] != line):
-            self.cuts.append((line, sorted(self.live)))
-        self.count += 1
+    A part loads the values made earlier that it uses (popping those it uses last, so each is
+    freed at its last use as in one function) and stores the values it made that later parts
+    or the outputs use; the program's own function puts the inputs in, calls the parts in turn
+    and loads the outputs. Each part's loads and stores are bounded by what it uses and makes,
+    so the source grows linearly with the graph, however many values stay live across a cut.
+    """
 
-    def made(self, nid: int, args: Sequence[int], position: int) -> None:
-        """Node `nid`, at `position`, is computed from `args`."""
-        if nid in self.last_use or nid in self.outputs:
-            self.live.add(nid)
-        self.live.difference_update(a for a in args if self.last_use.get(a) == position
-                                    and a not in self.outputs)
+    def __init__(self, graph: Graph, order: Sequence[int], last_use: Mapping[int, int]) -> None:
+        self.count = -(-len(order) // SEGMENT)  # the parts; the program's function is `count`
+        made = {nid: -1 for nid in graph.inputs}  # part that makes each value (-1: inputs)
+        self.loads: list[list[int]] = [[] for _ in range(self.count + 1)]
+        self.stores: dict[int, list[int]] = {}
+        loaded: dict[int, int] = {}  # value -> the last part that loads it
+        nodes = graph.nodes
+        for position, nid in enumerate(order):
+            node = nodes[nid]
+            if node.is_constant:
+                continue
+            part = position // SEGMENT
+            made.setdefault(nid, part)
+            for arg in node.args:
+                where = made.get(arg)  # None for a constant: bound at module level
+                if where is None or where == part or loaded.get(arg) == part:
+                    continue
+                if arg not in loaded:
+                    self.stores.setdefault(where, []).append(arg)
+                loaded[arg] = part
+                self.loads[part].append(arg)
+        for nid in dict.fromkeys(graph.outputs):
+            where = made.get(nid)
+            if where is not None and where >= 0:  # inputs are the function's own parameters
+                if nid not in loaded:
+                    self.stores.setdefault(where, []).append(nid)
+                self.loads[self.count].append(nid)
+        kept = set(graph.outputs).difference(graph.inputs)  # inputs: the function's own
+        self.last = {nid: self.count if nid in kept else last_use[nid] // SEGMENT
+                     for nid in loaded}
+        self.last.update((nid, self.count) for nid in self.loads[self.count])
 
-    def split(self, body: list[str], names: Mapping[int, str]) -> tuple[list[str], list[str]]:
-        """(the segment functions' source, one piece each; the program's body calling them)."""
-        cuts = [(0, sorted({n for n in self.graph.inputs
-                            if n in self.last_use or n in self.outputs}))]
-        cuts += self.cuts + [(len(body), sorted(self.live))]
-        pieces, calls = [], []
-        for j, ((start, given), (end, kept)) in enumerate(zip(cuts, cuts[1:])):
-            ins, outs = ", ".join(names[n] for n in given), [names[n] for n in kept]
-            returned = ", ".join(outs) + ("," if outs else "")
-            pieces.append("\n".join([f"def s{j}({ins}):  # part {j + 1} of {len(cuts) - 1}",
-                                     *body[start:end], f"    return ({returned})", ""]))
-            calls.append(f"    {returned} = s{j}({ins})" if outs else f"    s{j}({ins})")
-            still = set(kept)
-            gone = [names[n] for n in given if n not in still]
-            if gone:  # held here while the part ran: a value dies at most one part late
-                calls.append(f"    del {', '.join(gone)}")
-        return pieces, calls
+    def _load(self, part: int, names: Mapping[int, str]) -> list[str]:
+        lines = []
+        wanted = sorted(self.loads[part])
+        for j in range(0, len(wanted), _GROUP):
+            group = wanted[j:j + _GROUP]
+            values = ", ".join(f"live.pop({nid})" if self.last[nid] == part else f"live[{nid}]"
+                               for nid in group)
+            lines.append(f"    {', '.join(names[nid] for nid in group)} = {values}")
+        return lines
+
+    def _store(self, part: int, names: Mapping[int, str]) -> list[str]:
+        made = sorted(self.stores.get(part, []))
+        return [f"    {', '.join(f'live[{nid}]' for nid in group)} = "
+                f"{', '.join(names[nid] for nid in group)}"
+                for group in (made[j:j + _GROUP] for j in range(0, len(made), _GROUP))]
+
+    def split(self, body: list[str], starts: list[int],
+              names: Mapping[int, str]) -> tuple[list[str], list[str]]:
+        """(the parts' source, one piece each; the program's body calling them), where part j's
+        statements are body[starts[j]:starts[j + 1]]."""
+        given = self.stores.get(-1, [])
+        pieces, calls = [], [f"    live = {{{', '.join(f'{n}: {names[n]}' for n in given)}}}"]
+        for j, (start, end) in enumerate(zip(starts, [*starts[1:], len(body)])):
+            lines = [*self._load(j, names), *body[start:end], *self._store(j, names)]
+            pieces.append("\n".join([f"def s{j}(live):  # part {j + 1} of {self.count}",
+                                     *(lines or ["    pass"]), ""]))
+            calls.append(f"    s{j}(live)")
+        return pieces, [*calls, *self._load(self.count, names)]
 
 
 def _returned(graph: Graph, names: Mapping[int, str], ir_names: Mapping[int, str],
