@@ -101,23 +101,55 @@ class _Watch:
     dump_dir: str | None
 
 
+#: The kinds of change (`Change.kind`) that can give a pass new work, for the passes whose
+#: work is known; the fixpoint runs such a pass again only after a change of one of these kinds
+#: (a pass not named here runs again after any change, its own included):
+#: - fold_constants: only a rewrite makes a new node over constants (one walk folds chains of
+#:   them; merging or removing nodes makes no argument a constant);
+#: - eliminate_common_subexpressions: a rewritten or folded node may equal another (one walk
+#:   merges chains of equal nodes; removing nodes makes none equal);
+#: - eliminate_dead_code: rewriting and folding leave arguments unused (a merged node's
+#:   arguments are those of the node it merged into: still used).
+WORK_FROM: dict[Pass, frozenset[str]] = {
+    fold_constants: frozenset({"rewritten"}),
+    eliminate_common_subexpressions: frozenset({"rewritten", "folded"}),
+    eliminate_dead_code: frozenset({"rewritten", "folded"}),
+}
+_KINDS = frozenset({"removed", "merged", "folded", "rewritten"})
+
+
 def _fixpoint(step: Fixpoint, graph: Graph, reports: list[PassReport], watch: _Watch) -> Graph:
-    """Rounds of `step.passes` while a round shrinks the graph, ending as soon as one pass
-    after another, a whole round's worth, changed nothing (each would get the graph it saw,
-    or made, last time: a second round that changes nothing is not run to the end)."""
-    unchanged = 0
+    """Rounds of `step.passes` while a round shrinks the graph. Within them a pass runs only
+    where the changes since its last run could give it work (`WORK_FROM`), and the fixpoint
+    ends as soon as none could: a second round of passes that would change nothing is not
+    run."""
+    passes = step.passes
+    # per pass: the kinds of change since its last run (None: not run yet, or any change)
+    since: list[set[str] | None] = [None] * len(passes)
     for _ in range(step.max_rounds):
         start_size = len(graph)
-        for run in step.passes:
+        for index, run in enumerate(passes):
+            if not _has_work(run, since[index]):
+                continue
             result = _run(run, graph, reports, watch)
-            same = result is graph or (not result.changes and len(result) == len(graph))
-            unchanged = unchanged + 1 if same else 0
+            since[index] = set()
+            if not (result is graph or (not result.changes and len(result) == len(graph))):
+                kinds = {c.kind for c in result.changes}
+                known = bool(kinds) and kinds <= _KINDS
+                since = [None if s is None or not known else s | kinds for s in since]
             graph = result
-            if unchanged >= len(step.passes):
-                return graph
+        if not any(_has_work(run, s) for run, s in zip(passes, since)):
+            return graph
         if len(graph) >= start_size:
             break
     return graph
+
+
+def _has_work(run: Pass, since: set[str] | None) -> bool:
+    if since is None:
+        return True
+    wakes = WORK_FROM.get(run)
+    return bool(since) if wakes is None else not wakes.isdisjoint(since)
 
 
 def _run(run: Pass, graph: Graph, reports: list[PassReport], watch: _Watch) -> Graph:

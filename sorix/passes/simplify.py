@@ -51,8 +51,8 @@ Rule = Callable[[Rebuild, Node], "int | None"]
 def _is_exactly(rb: Rebuild, nid: int, value: float) -> bool:
     """Whether `nid` is the constant `value` everywhere, sign of zero included."""
     found = scalar_value(rb, nid)
-    return found is not None and found == value and bool(
-        np.signbit(found) == np.signbit(value))
+    return found is not None and found == value and (
+        math.copysign(1.0, found) == math.copysign(1.0, value))
 
 
 def _power(rb: Rebuild, nid: int) -> tuple[int, float]:
