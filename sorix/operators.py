@@ -31,6 +31,7 @@ from sorix.errors import (
     SorixValueError,
     at_user_line,
 )
+from sorix.ir.shapes import broadcast
 
 
 class Size(tuple):
@@ -443,8 +444,15 @@ def infer(op: Any, operands: tuple[Any, ...], attrs: dict[str, Any]) -> tuple[tu
     """(shape, dtype) of op applied to `operands` (values with `shape` and `dtype`), by the op's
     own rules; a rule's complaint comes back as `op_error`."""
     try:
-        return (op.shape(*[t.shape for t in operands], **attrs),
-                op.dtype(*[t.dtype.name for t in operands], **attrs))
+        shapes = [t.shape for t in operands]
+        rule = op.shape
+        # Equal shapes broadcast to themselves: most elementwise ops meet operands of one
+        # shape, and numpy's broadcast_shapes builds an array per shape to say so.
+        if rule is broadcast and len(shapes) == 2 and shapes[0] == shapes[1]:
+            shape = tuple(shapes[0])
+        else:
+            shape = rule(*shapes, **attrs)
+        return shape, op.dtype(*[t.dtype.name for t in operands], **attrs)
     except Exception as error:
         raise op_error(op, operands, attrs, error) from None
 

@@ -40,9 +40,12 @@ Attrs = tuple[tuple[str, Any], ...]
 INTERN_CONSTANT_SIZE = 4096
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Node:
-    """One IR node: an op applied to earlier nodes, or an input, or a constant."""
+    """One IR node: an op applied to earlier nodes, or an input, or a constant.
+
+    Slotted (no per-record `__dict__`): a 100,000-op program holds several graphs of these at
+    once, and the slots keep each record to its seven fields."""
 
     op: str
     args: tuple[int, ...]
@@ -51,6 +54,19 @@ class Node:
     dtype: str
     value: np.ndarray | None = field(default=None, compare=False, repr=False)
     exact: str | None = field(default=None, compare=False, repr=False)
+
+    def __init__(self, op: str, args: tuple[int, ...], attrs: Attrs, shape: tuple[int, ...],
+                 dtype: str, value: np.ndarray | None = None, exact: str | None = None) -> None:
+        # The generated frozen __init__, with the setter looked up once rather than per field:
+        # every traced op and every rebuilt node makes a record.
+        put = object.__setattr__
+        put(self, "op", op)
+        put(self, "args", args)
+        put(self, "attrs", attrs)
+        put(self, "shape", shape)
+        put(self, "dtype", dtype)
+        put(self, "value", value)
+        put(self, "exact", exact)
 
     @property
     def params(self) -> dict[str, Any]:

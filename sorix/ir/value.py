@@ -71,6 +71,7 @@ def apply_to_values(name: str, *args: Any, **attrs: Any) -> Value:
     op = OPS[name]
     builder = None
     like = None  # the first non-bool value: numbers take its dtype (numpy's weak scalars)
+    numbers_met = False
     for a in args:
         if a.__class__ is Value:
             if builder is None:
@@ -79,11 +80,15 @@ def apply_to_values(name: str, *args: Any, **attrs: Any) -> Value:
                 raise TraceError(f"{name}: IR values of two different graphs meet here")
             if like is None or (like._dtype == "bool" and a._dtype != "bool"):
                 like = a
+        else:
+            numbers_met = True
     if builder is None:
         raise SorixTypeError(f"{name}: no argument is an IR value")
-    operands = tuple(a if a.__class__ is Value else _constant(builder, a, like) for a in args)
+    operands = tuple(a if a.__class__ is Value else _constant(builder, a, like)
+                     for a in args) if numbers_met else args
     shape, dtype = infer(op, operands, attrs)
-    nid = builder.add(name, [v.node for v in operands], freeze_attrs(attrs), shape, dtype)
+    nid = builder.add(name, [v.node for v in operands], freeze_attrs(attrs) if attrs else (),
+                      shape, dtype)
     return Value(builder, nid, shape, dtype)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from sorix.autodiff import backpropagate
 from sorix.errors import GradError, GraphFormatError
-from sorix.ir.graph import Attrs, Graph, GraphBuilder
+from sorix.ir.graph import Attrs, Graph, GraphBuilder, Node
 from sorix.ir.ops import OPS
 from sorix.ir.value import Value
 
@@ -53,8 +53,12 @@ def grad(graph: Graph, wrt: Sequence[int] | None = None, *, of: int = 0,
         seed = Value.constant(builder, np.ones(root.shape, root.dtype.numpy))
         builder.one = seed.node
     targets = [values[graph.inputs[i]] for i in wrt]
+    # The graph's order is topological already: the values the gradient may flow through, in
+    # it, spare backpropagate its own sort (values that do not reach the root get no cotangent
+    # and are passed over).
+    order = [v for v in values.values() if v.requires_grad]
     found = backpropagate(
-        [root], [seed], keep_grads=False, free_graph=False, wanted=targets,
+        [root], [seed], keep_grads=False, free_graph=False, wanted=targets, order=order,
         observe=None if observe is None else lambda t, g, passed: observe(
             t.node, g.node, [None if p is None else p.node for p in passed]))
     grads = [found[id(t)] if id(t) in found else _zeros_like(t) for t in targets]
@@ -96,6 +100,7 @@ def _copy(graph: Graph, builder: GraphBuilder, wrt: set[int]) -> dict[int, Value
     gradient flows through (they depend on a `wrt` input through differentiable ops) carry
     their op and arguments, as recorded eager tensors do."""
     values: dict[int, Value] = {}
+    ids: dict[int, int] = {}  # old id -> new id
     for position, nid in enumerate(graph.inputs):
         node = graph.nodes[nid]
         value = Value(builder, builder.input(node.params["name"], node.shape, node.dtype),
@@ -106,24 +111,31 @@ def _copy(graph: Graph, builder: GraphBuilder, wrt: set[int]) -> dict[int, Value
                                 f"({node.params['name']!r}) of dtype {node.dtype}")
             value.requires_grad = True
         values[nid] = value
+        ids[nid] = value.node
+    nodes = graph.nodes
     for nid in graph.order():
         if nid in values:
             continue
-        node = graph.nodes[nid]
-        if node.is_constant:
-            values[nid] = Value.constant(builder, node.value)
-            continue
+        node = nodes[nid]
         if node.is_input:
             raise GraphFormatError(f"input %{nid} is not among the graph's inputs")
-        args = tuple(values[a] for a in node.args)
-        value = Value(builder, builder.add(node.op, [a.node for a in args], node.attrs,
-                                           node.shape, node.dtype), node.shape, node.dtype)
-        op = OPS[node.op]
-        if op.vjp is not None and any(a.requires_grad for a in args):
-            value.requires_grad = True
-            value._prev = args
-            value._ir = (op, node.params)
+        # A record whose arguments keep their ids is shared, not rebuilt (records are
+        # immutable): copying a traced graph makes no new records for the forward part.
+        args = tuple([ids[a] for a in node.args])
+        new = builder.add_record(node if args == node.args else Node(
+            node.op, args, node.attrs, node.shape, node.dtype, node.value, node.exact))
+        ids[nid] = new
+        value = Value(builder, new, node.shape, node.dtype)
         values[nid] = value
+        op = OPS.get(node.op)
+        if op is not None and op.vjp is not None:
+            operands = tuple([values[a] for a in node.args])
+            for a in operands:
+                if a.requires_grad:
+                    value.requires_grad = True
+                    value._prev = operands
+                    value._ir = (op, node.params)
+                    break
     return values
 
 
