@@ -9,17 +9,19 @@ fixpoint with its shortcuts ends on the graph that running every pass in every r
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from test_pass_properties import SETTINGS, graphs
 
-from sorix.ir.graph import Graph
+from sorix.ir.graph import Graph, GraphBuilder
 from sorix.ir.printing import format_graph
-from sorix.passes.cse import eliminate_common_subexpressions
+from sorix.passes.cse import _may_merge, eliminate_common_subexpressions
 from sorix.passes.dce import eliminate_dead_code
 from sorix.passes.fold import fold_constants
 from sorix.passes.grad import grad as grad_pass
 from sorix.passes.manager import FORWARD_PIPELINE, WORK_FROM, Fixpoint, optimize
+from sorix.passes.rebuild import Rebuild
 from sorix.passes.simplify import simplify
 
 PASSES = (fold_constants, simplify, eliminate_common_subexpressions, eliminate_dead_code)
@@ -103,3 +105,42 @@ def test_a_fixpoint_of_unknown_passes_runs_them_again_after_any_change():
     report = optimize(graph, [Fixpoint((count, eliminate_common_subexpressions))]).report
     # CSE merges the two sin(x); `count` runs again (any change may give it work), CSE does not
     assert [r.name for r in report] == ["count", "eliminate_common_subexpressions", "count"]
+
+
+def _merges_by_interning(graph: Graph) -> bool:
+    """Whether rebuilding `graph` through the interning builder (what CSE does) merges nodes."""
+    rebuild = Rebuild(graph, intern=True)
+    for nid in graph.order():
+        rebuild.copy(nid, graph.nodes[nid])
+    return len(rebuild.builder.nodes) < len(graph.nodes)
+
+
+@settings(SETTINGS, max_examples=100)
+@given(graph=graphs())
+def test_cse_skips_its_rebuild_only_where_interning_would_merge_nothing(graph):
+    for start in (graph, grad_pass(Graph(graph.nodes, graph.inputs, graph.outputs[:1]))
+                  if graph.nodes[graph.outputs[0]].shape == () else graph):
+        if _merges_by_interning(start):
+            assert _may_merge(start)
+            assert eliminate_common_subexpressions(start).changes
+
+
+def test_cse_finds_equal_constants_swapped_operands_and_a_shared_large_constant():
+    big = np.arange(5000.0)  # past INTERN_CONSTANT_SIZE: interned by identity
+    reduce = (("axis", None), ("keepdims", False))
+    cases = {
+        "equal constants": lambda b, x, y: [b.add("mul", [x, b.const(2.0)], (), (3,), "float64")
+                                            for _ in range(2)],
+        "swapped operands": lambda b, x, y: [b.add("add", [x, y], (), (3,), "float64"),
+                                             b.add("add", [y, x], (), (3,), "float64")],
+        "a shared large constant": lambda b, x, y: [
+            b.add("sum", [b.const(big)], reduce, (), "float64") for _ in range(2)],
+    }
+    for name, make in cases.items():
+        b = GraphBuilder()
+        x, y = b.input("x", (3,), "float64"), b.input("y", (3,), "float64")
+        graph = b.build(make(b, x, y))
+        assert _may_merge(graph), name
+        result = eliminate_common_subexpressions(graph)
+        assert result.outputs[0] == result.outputs[1], name
+        assert "merged" in {c.kind for c in result.changes}, name

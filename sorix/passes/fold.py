@@ -57,8 +57,15 @@ def fold_constants(graph: Graph) -> Graph:
 def _candidates(graph: Graph) -> bool:
     """Whether some op node's arguments are all constants (only such a node can fold)."""
     nodes = graph.nodes
-    return any(node.args and all(nodes[a].value is not None for a in node.args)
-               for node in nodes.values())
+    for node in nodes.values():
+        args = node.args
+        if args:
+            for a in args:
+                if nodes[a].value is None:
+                    break
+            else:
+                return True
+    return False
 
 
 def _fold(rebuild: Rebuild, node) -> np.ndarray | None:  # noqa: ANN001

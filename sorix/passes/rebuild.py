@@ -58,15 +58,15 @@ class Rebuild:
         new = mapping.get(nid)
         if new is not None:
             return new
-        old = node.args
-        if old:
-            args = tuple([mapping[a] for a in old])
-            if args != old:
-                new = mapping[nid] = self.builder.add(node.op, args, node.attrs, node.shape,
-                                                      node.dtype)
-                return new
-        # the same arguments (or none): the record itself, no new one
-        new = mapping[nid] = self.builder.add_record(node)
+        return self.place(nid, node, tuple([mapping[a] for a in node.args]))
+
+    def place(self, nid: int, node: Node, args: tuple[int, ...]) -> int:
+        """Add `node` (old `nid`, not yet copied) with `args`, its arguments already mapped."""
+        if args == node.args:  # the same arguments (or none): the record itself, no new one
+            new = self.builder.add_record(node)
+        else:
+            new = self.builder.add(node.op, args, node.attrs, node.shape, node.dtype)
+        self.mapping[nid] = new
         return new
 
     def old_text(self, nid: int) -> str:

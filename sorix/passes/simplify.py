@@ -519,19 +519,21 @@ _BROADCAST_RULES = (_constant_broadcasts, _unbroadcast_constant)
 def _simplify(graph: Graph, table: dict[str, tuple[Rule, ...]]) -> Graph:
     rebuild = Rebuild(graph)
     names: dict[int, str] | None = None  # made at the first change: most calls change nothing
-    mapping, built = rebuild.mapping, rebuild.builder.nodes
+    mapping, built, nodes = rebuild.mapping, rebuild.builder.nodes, graph.nodes
     for nid in graph.order():
-        node = graph.nodes[nid]
+        node = nodes[nid]
+        op = node.op
+        if op == "input":
+            continue  # the rebuild has it
         new = None
-        rules = table.get(node.op, ())
-        args = tuple([mapping[a] for a in node.args]) if node.args else ()
-        if node.op in _ELEMENTWISE and "broadcast_to" in [built[a].op for a in args]:
+        rules = table.get(op, ())
+        args = tuple([mapping[a] for a in node.args])
+        if op in _ELEMENTWISE and "broadcast_to" in [built[a].op for a in args]:
             rules = (*rules, *_BROADCAST_RULES)  # both need a broadcast argument
         if not rules:
-            rebuild.copy(nid, node)
+            rebuild.place(nid, node, args)
             continue
-        view = node if args == node.args else Node(node.op, args, node.attrs, node.shape,
-                                                   node.dtype)
+        view = node if args == node.args else Node(op, args, node.attrs, node.shape, node.dtype)
         for rule in rules:
             try:
                 new = rule(rebuild, view)
@@ -546,7 +548,7 @@ def _simplify(graph: Graph, table: dict[str, tuple[Rule, ...]]) -> Graph:
                     rule=rule.__doc__.strip().splitlines()[0]))
                 break
         if new is None:
-            rebuild.copy(nid, node)
+            rebuild.place(nid, node, args)
         else:
-            rebuild.mapping[nid] = new
+            mapping[nid] = new
     return rebuild.finish()
