@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,7 +218,7 @@ def _output_node(builder: GraphBuilder, value: Any, index: int) -> int:
     return builder.const(_to_array(value))
 
 
-def replay(graph: Graph, args: Sequence[Tensor]) -> dict[int, Tensor]:
+def replay(graph: Graph, args: Sequence[Tensor]) -> Mapping[int, Tensor]:
     """Run `graph` through the front end on `args`; every node's tensor, keyed by node id.
 
     On traced tensors this copies the graph into their trace (inlining); with grad mode on,
@@ -255,27 +255,51 @@ def _inlinable(graph: Graph, args: Sequence[Tensor], builder: GraphBuilder) -> b
     return True
 
 
-def _inline(graph: Graph, args: Sequence[Tensor], builder: GraphBuilder) -> dict[int, Tensor]:
+def _inline(graph: Graph, args: Sequence[Tensor], builder: GraphBuilder) -> Mapping[int, Tensor]:
     """`replay` into a trace, as the front end would build it (the front end's checks and
-    inference were made when `graph` was built): one `builder.add` per node."""
+    inference were made when `graph` was built): one record per node, the graph's own where
+    its arguments keep their ids (records are immutable, so the two graphs share it)."""
     ids = {nid: a._node if a._builder is builder else _constant_node(builder, a)
            for nid, a in zip(graph.inputs, args)}
-    values: dict[int, Tensor] = dict(zip(graph.inputs, args))
-    traced = Tensor._traced
-    for nid in graph.order():
-        if nid in ids:
-            continue
-        node = graph.nodes[nid]
-        if node.is_constant:
-            new = builder.const(node.value)
-        elif node.is_input:
+    nodes = graph.nodes
+    pending = [nid for nid in graph.order() if nid not in ids]
+    if all(ids[i] == i for i in graph.inputs) and builder.take_as_is(nodes, pending):
+        ids.update(zip(pending, pending))  # the whole graph at its own ids: records shared
+        return _InlinedValues(graph, args, builder, ids)
+    add, add_record = builder.add, builder.add_record
+    for nid in pending:
+        node = nodes[nid]
+        if node.is_input:
             raise GraphFormatError(f"input %{nid} is not among the graph's inputs")
-        else:
-            new = builder.add(node.op, [ids[a] for a in node.args], node.attrs, node.shape,
-                              node.dtype)
-        ids[nid] = new
-        values[nid] = traced(builder, new, node.shape, node.dtype)
-    return values
+        new_args = tuple([ids[a] for a in node.args])
+        ids[nid] = add_record(node) if new_args == node.args else add(
+            node.op, new_args, node.attrs, node.shape, node.dtype)
+    return _InlinedValues(graph, args, builder, ids)
+
+
+class _InlinedValues(Mapping):
+    """The tensors of an inlined graph's nodes, made when asked for: callers read a few (the
+    outputs), and a tensor per node of a 300,000-node gradient was most of what inlining
+    cost, in time and in memory."""
+
+    def __init__(self, graph: Graph, args: Sequence[Tensor], builder: GraphBuilder,
+                 ids: dict[int, int]) -> None:
+        self._graph, self._builder, self._ids = graph, builder, ids
+        self._made: dict[int, Tensor] = dict(zip(graph.inputs, args))
+
+    def __getitem__(self, nid: int) -> Tensor:
+        found = self._made.get(nid)
+        if found is None:
+            node = self._graph.nodes[nid]
+            found = self._made[nid] = Tensor._traced(self._builder, self._ids[nid], node.shape,
+                                                     node.dtype)
+        return found
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 def _constant(builder: GraphBuilder | None, value: np.ndarray) -> Tensor:

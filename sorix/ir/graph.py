@@ -152,6 +152,23 @@ class GraphBuilder:
                 return self.add(node.op, args, node.attrs, node.shape, node.dtype)
         return self._append(node, (node.op, node.args, node.attrs, node.dtype, node.shape))
 
+    def take_as_is(self, nodes: Mapping[int, Node], ids: list[int]) -> bool:
+        """Append the records `nodes[i]` for i in `ids` unchanged, each at id i, if that is
+        where they would land: this builder does not intern, `ids` are consecutive and the
+        first is its next id. The caller vouches that the records' arguments below ids[0]
+        mean here what they meant there (inlining a graph into a trace that holds only that
+        graph's inputs, at their ids). False, and nothing appended, where that does not hold
+        or one of the records is an input."""
+        if (self.intern or not ids or ids[0] != self._next
+                or ids[-1] - ids[0] != len(ids) - 1):
+            return False
+        taken = [nodes[i] for i in ids]
+        if any(node.op == "input" for node in taken):
+            return False
+        self.nodes.update(zip(ids, taken))
+        self._next = ids[-1] + 1
+        return True
+
     def input(self, name: str, shape: tuple[int, ...], dtype: str) -> int:
         nid = self._append(Node("input", (), (("name", name),), tuple(shape), dtype))
         self.inputs.append(nid)

@@ -50,8 +50,12 @@ def grad(graph: Graph, wrt: Sequence[int] | None = None, *, of: int = 0,
         raise GradError(f"grad needs a single-element output, output {of} has shape "
                         f"{root.shape}; use jacobian or vjp for non-scalar outputs")
     else:
-        seed = Value.constant(builder, np.ones(root.shape, root.dtype.numpy))
-        builder.one = seed.node
+        one = np.ones(root.shape, root.dtype.numpy)
+        if isinstance(builder, _SeededBuilder):
+            builder.seed = one
+            seed = Value(builder, SEED, root.shape, root._dtype)
+        else:  # observed: every rule's product with the seed is heard as it is
+            seed = Value.constant(builder, one)
     targets = [values[graph.inputs[i]] for i in wrt]
     # The graph's order is topological already: the values the gradient may flow through, in
     # it, spare backpropagate its own sort (values that do not reach the root get no cotangent
@@ -66,33 +70,46 @@ def grad(graph: Graph, wrt: Sequence[int] | None = None, *, of: int = 0,
     return builder.build(outputs)
 
 
+#: The id a gradient's seed of 1 goes by until something needs it as a node of its own.
+SEED = -1
+
+
 class _SeededBuilder(GraphBuilder):
     """The builder of a gradient seeded with 1: a product of the seed and a value of the
     product's own type is that value, exactly (1 * x is x in IEEE arithmetic, NaN, infinities
     and signed zeros included). The rules applied to the output multiply its adjoint, the seed,
     by local derivatives; left in the graph, those products are what simplify would find,
-    and finding them costs the optimizer's fixpoint a whole second round."""
+    and finding them costs the optimizer's fixpoint a whole second round.
 
-    one: int | None = None
-    one_used = False
+    The seed goes by the id `SEED` and becomes a constant node only when an op other than
+    such a product reads it (or it is an output), so a gradient that only multiplies it has
+    no node of it, and no gap in its ids where it would have been: inlined into a trace that
+    holds its inputs, the gradient's records are shared as they are."""
+
+    seed: np.ndarray | None = None  # the seed's value
+    one: int | None = None  # the seed's node, once made
 
     def add(self, op: str, args: Iterable[int], attrs: Attrs, shape: tuple[int, ...],
             dtype: str) -> int:
         args = tuple(args)
-        if self.one is not None and self.one in args:
+        if SEED in args:
             if op == "mul" and len(args) == 2:
-                other = args[1] if args[0] == self.one else args[0]
+                other = args[1] if args[0] == SEED else args[0]
+                if other == SEED:
+                    return SEED
                 if self.nodes[other].shape == tuple(shape) and self.nodes[other].dtype == dtype:
                     return other
-            self.one_used = True
+            one = self._seed_node()
+            args = tuple([one if a == SEED else a for a in args])
         return super().add(op, args, attrs, shape, dtype)
 
+    def _seed_node(self) -> int:
+        if self.one is None:
+            self.one = self.const(self.seed)
+        return self.one
+
     def build(self, outputs: Iterable[int]) -> Graph:
-        """The graph, without the seed where no product kept it (nor is it an output)."""
-        outputs = list(outputs)
-        if self.one is not None and not self.one_used and self.one not in outputs:
-            del self.nodes[self.one]
-        return super().build(outputs)
+        return super().build([self._seed_node() if o == SEED else o for o in outputs])
 
 
 def _copy(graph: Graph, builder: GraphBuilder, wrt: set[int]) -> dict[int, Value]:
