@@ -440,11 +440,12 @@ def weak_scalar(value: Any, like: np.dtype) -> np.ndarray:
         f"cannot compute with a {type(value).__name__}: use numbers, arrays or tensors"))
 
 
-def infer(op: Any, operands: tuple[Any, ...], attrs: dict[str, Any]) -> tuple[tuple, str]:
-    """(shape, dtype) of op applied to `operands` (values with `shape` and `dtype`), by the op's
-    own rules; a rule's complaint comes back as `op_error`."""
+def infer(op: Any, shapes: list[tuple[int, ...]], dtypes: list[str], attrs: dict[str, Any],
+          operands: tuple[Any, ...]) -> tuple[tuple, str]:
+    """(shape, dtype) of op applied to `operands` of these shapes and dtype names (each value
+    class reads them off its own fields: `shape` and `dtype` each build an object to say it),
+    by the op's own rules; a rule's complaint comes back as `op_error`."""
     try:
-        shapes = [t.shape for t in operands]
         rule = op.shape
         # Equal shapes broadcast to themselves: most elementwise ops meet operands of one
         # shape, and numpy's broadcast_shapes builds an array per shape to say so.
@@ -452,7 +453,7 @@ def infer(op: Any, operands: tuple[Any, ...], attrs: dict[str, Any]) -> tuple[tu
             shape = tuple(shapes[0])
         else:
             shape = rule(*shapes, **attrs)
-        return shape, op.dtype(*[t.dtype.name for t in operands], **attrs)
+        return shape, op.dtype(*dtypes, **attrs)
     except Exception as error:
         raise op_error(op, operands, attrs, error) from None
 

@@ -490,7 +490,10 @@ def apply(name: str, *args: Any, **attrs: Any) -> Tensor:
     operands = args
     for a in args:
         if not isinstance(a, Tensor) or a._builder is not None:
-            operands = _as_operands(args)
+            for b in args:  # tensors alone (the usual trace) need no conversion
+                if not isinstance(b, Tensor):
+                    operands = _as_operands(args)
+                    break
             builder = _builder_of(op, operands)
             break
     else:
@@ -622,8 +625,12 @@ def _builder_of(op: Op, operands: tuple[Tensor, ...]) -> GraphBuilder | None:
 
 def _trace(builder: GraphBuilder, op: Op, operands: tuple[Tensor, ...],
            attrs: dict[str, Any]) -> Tensor:
-    shape, dtype = infer(op, operands, attrs)
-    args = [t._node if t._builder is builder else _constant_node(builder, t) for t in operands]
+    # a traced tensor's own fields, not `shape` and `dtype` (each builds an object to say it)
+    shape, dtype = infer(
+        op, [t._shape if t.data is None else t.data.shape for t in operands],
+        [t._dtype if t.data is None else t.dtype.name for t in operands], attrs, operands)
+    args = tuple([t._node if t._builder is builder else _constant_node(builder, t)
+                  for t in operands])
     nid = builder.add(op.name, args, freeze_attrs(attrs), shape, dtype)
     return Tensor._traced(builder, nid, shape, dtype)
 

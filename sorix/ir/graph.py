@@ -92,7 +92,7 @@ class Node:
 
 
 def freeze_attrs(attrs: Mapping[str, Any]) -> Attrs:
-    return tuple(sorted(attrs.items()))
+    return tuple(sorted(attrs.items())) if attrs else ()
 
 
 class GraphBuilder:
@@ -126,13 +126,18 @@ class GraphBuilder:
     def add(self, op: str, args: Iterable[int], attrs: Attrs, shape: tuple[int, ...],
             dtype: str) -> int:
         args = tuple(args)
-        if self.intern and OPS[op].commutative:
+        if shape.__class__ is not tuple:
+            shape = tuple(shape)
+        if not self.intern:  # a trace's builder: _append's work, without its call
+            nid = self._next
+            self._next = nid + 1
+            self.nodes[nid] = Node(op, args, attrs, shape, dtype)
+            return nid
+        if OPS[op].commutative:
             args = tuple(sorted(args))
-        shape = tuple(shape)
         # The key includes the result type: pow(x, 2) and pow(x, 2.0) have equal attributes
         # (2 == 2.0) but may differ in dtype.
-        return self._append(Node(op, args, attrs, shape, dtype),
-                            (op, args, attrs, dtype, shape) if self.intern else None)
+        return self._append(Node(op, args, attrs, shape, dtype), (op, args, attrs, dtype, shape))
 
     def add_record(self, node: Node) -> int:
         """`node` itself, an input, a constant or an op node whose arguments are already ids

@@ -86,9 +86,10 @@ def apply_to_values(name: str, *args: Any, **attrs: Any) -> Value:
         raise SorixTypeError(f"{name}: no argument is an IR value")
     operands = tuple(a if a.__class__ is Value else _constant(builder, a, like)
                      for a in args) if numbers_met else args
-    shape, dtype = infer(op, operands, attrs)
-    nid = builder.add(name, [v.node for v in operands], freeze_attrs(attrs) if attrs else (),
-                      shape, dtype)
+    shape, dtype = infer(op, [v.shape for v in operands], [v._dtype for v in operands], attrs,
+                         operands)
+    nid = builder.add(name, tuple([v.node for v in operands]),
+                      freeze_attrs(attrs), shape, dtype)
     return Value(builder, nid, shape, dtype)
 
 

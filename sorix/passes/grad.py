@@ -151,7 +151,7 @@ def _copy(graph: Graph, builder: GraphBuilder, wrt: set[int]) -> dict[int, Value
                 if a.requires_grad:
                     value.requires_grad = True
                     value._prev = operands
-                    value._ir = (op, node.params)
+                    value._ir = (op, dict(node.attrs) if node.attrs else {})
                     break
     return values
 
