@@ -37,13 +37,15 @@ def fold_constants(graph: Graph) -> Graph:
     rebuild = Rebuild(graph)
     mapping = rebuild.mapping
     constant: set[int] = set()  # the new graph's constants: only their users may fold
+    nodes = graph.nodes
     for nid in graph.order():
-        node = graph.nodes[nid]
-        args = node.args
-        folded = (_fold(rebuild, node)
-                  if args and all(mapping[a] in constant for a in args) else None)
+        node = nodes[nid]
+        if node.op == "input":
+            continue  # the rebuild has it
+        args = tuple([mapping[a] for a in node.args])
+        folded = _fold(rebuild, node) if args and constant.issuperset(args) else None
         if folded is None:
-            new = rebuild.copy(nid, node)
+            new = rebuild.place(nid, node, args)
             if node.value is not None:
                 constant.add(new)
             continue
