@@ -289,12 +289,14 @@ class Canonicalizer:
                 self.base(node.args[1], node, number=False)
             args[1] = Form({(inverse[0], 1): inverse[1]})
         a, b = args
-        if len(a.pairs()) * len(b.pairs()) > (MAX_TERMS if self.fast else 1):
-            a, b = (self.base(arg, node) if len(f.pairs()) > 1 else f
-                    for arg, f in zip(node.args, (a, b)))
+        pa, pb = a.pairs(), b.pairs()
+        if len(pa) * len(pb) > (MAX_TERMS if self.fast else 1):
+            a, b = (self.base(arg, node) if len(p) > 1 else f
+                    for arg, f, p in zip(node.args, (a, b), (pa, pb)))
+            pa, pb = a.pairs(), b.pairs()
         products = []
-        for ma, ca in a.pairs():
-            for mb, cb in b.pairs():
+        for ma, ca in pa:
+            for mb, cb in pb:
                 coef = normal_product(ca, cb, dtype)
                 if coef is None:
                     return None
