@@ -536,8 +536,11 @@ def _promising(nodes: Mapping[int, Node], interior: set[int], root: int) -> bool
         divisions += node.op == "div"
         negations += node.op == "neg"
         kind = _KIND.get(node.op, outer)  # a negation goes with what it is in
-        constant = any(a not in interior and uniform_value(nodes, a) is not None
-                       for a in node.args)
+        constant = False
+        for a in node.args:
+            if a not in interior and uniform_value(nodes, a) is not None:
+                constant = True
+                break
         if constant and kind == outer and outer_constant:
             return True
         scaled += constant and kind == "product"
