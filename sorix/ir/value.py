@@ -70,8 +70,30 @@ def apply_to_values(name: str, *args: Any, **attrs: Any) -> Value:
     """Append op `name` applied to `args` (Values and Python numbers) to their builder."""
     op = OPS[name]
     builder = None
-    like = None  # the first non-bool value: numbers take its dtype (numpy's weak scalars)
-    numbers_met = False
+    operands = args
+    for a in args:
+        if a.__class__ is not Value:  # numbers among them (rare): made constants first
+            operands = _operands(name, args)
+            builder = operands[0].builder
+            break
+        if builder is None:
+            builder = a.builder
+        elif a.builder is not builder:
+            raise TraceError(f"{name}: IR values of two different graphs meet here")
+    if builder is None:
+        raise SorixTypeError(f"{name}: no argument is an IR value")
+    shape, dtype = infer(op, [v.shape for v in operands], [v._dtype for v in operands], attrs,
+                         operands)
+    nid = builder.add(name, tuple([v.node for v in operands]), freeze_attrs(attrs), shape,
+                      dtype)
+    return Value(builder, nid, shape, dtype)
+
+
+def _operands(name: str, args: tuple[Any, ...]) -> tuple[Value, ...]:
+    """`args` with each number a constant of their builder: of the dtype of the first
+    non-bool value (numpy's weak scalars)."""
+    builder = None
+    like = None
     for a in args:
         if a.__class__ is Value:
             if builder is None:
@@ -80,17 +102,9 @@ def apply_to_values(name: str, *args: Any, **attrs: Any) -> Value:
                 raise TraceError(f"{name}: IR values of two different graphs meet here")
             if like is None or (like._dtype == "bool" and a._dtype != "bool"):
                 like = a
-        else:
-            numbers_met = True
     if builder is None:
         raise SorixTypeError(f"{name}: no argument is an IR value")
-    operands = tuple(a if a.__class__ is Value else _constant(builder, a, like)
-                     for a in args) if numbers_met else args
-    shape, dtype = infer(op, [v.shape for v in operands], [v._dtype for v in operands], attrs,
-                         operands)
-    nid = builder.add(name, tuple([v.node for v in operands]),
-                      freeze_attrs(attrs), shape, dtype)
-    return Value(builder, nid, shape, dtype)
+    return tuple(a if a.__class__ is Value else _constant(builder, a, like) for a in args)
 
 
 def _constant(builder: GraphBuilder, value: Any, like: Value) -> Value:

@@ -101,7 +101,7 @@ class _SeededBuilder(GraphBuilder):
                     return other
             one = self._seed_node()
             args = tuple([one if a == SEED else a for a in args])
-        return super().add(op, args, attrs, shape, dtype)
+        return GraphBuilder.add(self, op, args, attrs, shape, dtype)
 
     def _seed_node(self) -> int:
         if self.one is None:
