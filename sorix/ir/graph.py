@@ -300,18 +300,27 @@ class Graph:
         return counts
 
     def verify(self) -> None:
-        """Raise GraphFormatError if the graph breaks an IR invariant."""
-        for nid, node in self.nodes.items():
-            if node.op not in OPS and node.op not in ("input", "const"):
-                raise GraphFormatError(f"node %{nid}: unknown op {node.op!r}")
-            for arg in node.args:
-                if arg not in self.nodes or arg >= nid:
-                    raise GraphFormatError(f"node %{nid} ({node.op}): argument %{arg} must be an "
-                                     f"earlier node")
-            if node.op == "const" and node.value is None:
+        """Raise GraphFormatError if the graph breaks an IR invariant.
+
+        It runs after every pass that rebuilt the graph, so it is one loop over the records
+        doing the least per node (the op names are checked as a set)."""
+        nodes = self.nodes
+        for nid, node in nodes.items():
+            args = node.args
+            if args:
+                for arg in args:
+                    if arg >= nid or arg not in nodes:
+                        raise GraphFormatError(f"node %{nid} ({node.op}): argument %{arg} must "
+                                               f"be an earlier node")
+            elif node.value is None and node.op == "const":
                 raise GraphFormatError(f"node %{nid}: constant without a value")
+        unknown = {node.op for node in nodes.values()} - OPS.keys() - {"input", "const"}
+        if unknown:  # custom ops join OPS at run time: the table is read now
+            for nid, node in nodes.items():
+                if node.op in unknown:
+                    raise GraphFormatError(f"node %{nid}: unknown op {node.op!r}")
         for nid in self.inputs + self.outputs:
-            if nid not in self.nodes:
+            if nid not in nodes:
                 raise GraphFormatError(f"input or output %{nid} is not a node of the graph")
 
     def to_dot(self, **options: Any):  # noqa: ANN201 - graphviz.Digraph, imported lazily
