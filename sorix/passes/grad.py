@@ -120,8 +120,7 @@ def _copy(graph: Graph, builder: GraphBuilder, wrt: set[int]) -> dict[int, Value
     ids: dict[int, int] = {}  # old id -> new id
     for position, nid in enumerate(graph.inputs):
         node = graph.nodes[nid]
-        value = Value(builder, builder.input(node.params["name"], node.shape, node.dtype),
-                      node.shape, node.dtype)
+        value = Value(builder, builder.add_record(node), node.shape, node.dtype)
         if position in wrt:
             if np.dtype(node.dtype).kind != "f":
                 raise GradError(f"cannot differentiate with respect to input {position} "
