@@ -34,7 +34,8 @@ Pass = Callable[[Graph], Graph]
 
 @dataclass(frozen=True)
 class Fixpoint:
-    """Run `passes` in order, again and again while a round shrinks the graph."""
+    """Run `passes` in order, again and again while a round shrinks the graph (after the first
+    round, only the passes a change since their last run could give work: `WORK_FROM`)."""
 
     passes: tuple[Pass, ...]
     max_rounds: int = 4
