@@ -18,7 +18,9 @@ passes optimize and that this pass can differentiate again, to any order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -129,30 +131,41 @@ def _copy(graph: Graph, builder: GraphBuilder, wrt: set[int]) -> dict[int, Value
         values[nid] = value
         ids[nid] = value.node
     nodes = graph.nodes
-    for nid in graph.order():
-        if nid in values:
-            continue
+    pending = [nid for nid in graph.order() if nid not in values]
+    # Records are immutable, so the copy shares them: all at once where every node keeps its
+    # id (a traced graph), else each one whose arguments keep theirs.
+    if not (all(ids[i] == i for i in graph.inputs) and builder.take_as_is(nodes, pending)):
+        for nid in pending:
+            node = nodes[nid]
+            if node.is_input:
+                raise GraphFormatError(f"input %{nid} is not among the graph's inputs")
+            args = tuple([ids[a] for a in node.args])
+            ids[nid] = builder.add_record(node if args == node.args else Node(
+                node.op, args, node.attrs, node.shape, node.dtype, node.value, node.exact))
+    rules: dict[str, tuple[Any, Mapping[str, Any]]] = {}  # op -> _ir of its attribute-less nodes
+    for nid in pending:
         node = nodes[nid]
-        if node.is_input:
-            raise GraphFormatError(f"input %{nid} is not among the graph's inputs")
-        # A record whose arguments keep their ids is shared, not rebuilt (records are
-        # immutable): copying a traced graph makes no new records for the forward part.
-        args = tuple([ids[a] for a in node.args])
-        new = builder.add_record(node if args == node.args else Node(
-            node.op, args, node.attrs, node.shape, node.dtype, node.value, node.exact))
-        ids[nid] = new
-        value = Value(builder, new, node.shape, node.dtype)
-        values[nid] = value
+        value = values[nid] = Value(builder, ids.get(nid, nid), node.shape, node.dtype)
         op = OPS.get(node.op)
-        if op is not None and op.vjp is not None:
-            operands = tuple([values[a] for a in node.args])
-            for a in operands:
-                if a.requires_grad:
-                    value.requires_grad = True
-                    value._prev = operands
-                    value._ir = (op, dict(node.attrs) if node.attrs else {})
-                    break
+        if op is None or op.vjp is None:
+            continue
+        operands = tuple([values[a] for a in node.args])
+        for a in operands:
+            if a.requires_grad:
+                value.requires_grad = True
+                value._prev = operands
+                if node.attrs:
+                    value._ir = (op, dict(node.attrs))
+                else:
+                    rule = rules.get(node.op)
+                    value._ir = rule if rule is not None else rules.setdefault(
+                        node.op, (op, _NO_ATTRS))
+                break
     return values
+
+
+#: The attributes of an op that has none, shared (and immutable, as shared data must be).
+_NO_ATTRS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _zeros_like(t: Value) -> Value:
