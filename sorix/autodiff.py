@@ -87,7 +87,8 @@ def fit_cotangent(ct: Tensor, target: Tensor) -> Tensor:
         if ct.shape != shape:
             ct = call("reshape", ct, shape=shape) if ct.numel() == target.numel() else call(
                 "broadcast_to", ct, shape=shape)
-    if ct.dtype != target.dtype:
+    dtype = ct.dtype
+    if dtype is not target.dtype and dtype != target.dtype:  # DTypes are one object per name
         ct = call("astype", ct, dtype=target.dtype.name)
     return ct
 

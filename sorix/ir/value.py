@@ -82,11 +82,20 @@ def apply_to_values(name: str, *args: Any, **attrs: Any) -> Value:
             raise TraceError(f"{name}: IR values of two different graphs meet here")
     if builder is None:
         raise SorixTypeError(f"{name}: no argument is an IR value")
-    shape, dtype = infer(op, [v.shape for v in operands], [v._dtype for v in operands], attrs,
-                         operands)
-    nid = builder.add(name, tuple([v.node for v in operands]), freeze_attrs(attrs), shape,
-                      dtype)
-    return Value(builder, nid, shape, dtype)
+    # spelled out for one and two operands (nearly every op a rule applies): three list
+    # comprehensions cost as much as the shape and dtype rules they feed
+    if len(operands) == 1:
+        (a,) = operands
+        shapes, dtypes, ids = [a.shape], [a._dtype], (a.node,)
+    elif len(operands) == 2:
+        a, b = operands
+        shapes, dtypes, ids = [a.shape, b.shape], [a._dtype, b._dtype], (a.node, b.node)
+    else:
+        shapes, dtypes = [v.shape for v in operands], [v._dtype for v in operands]
+        ids = tuple([v.node for v in operands])
+    shape, dtype = infer(op, shapes, dtypes, attrs, operands)
+    return Value(builder, builder.add(name, ids, freeze_attrs(attrs), shape, dtype), shape,
+                 dtype)
 
 
 def _operands(name: str, args: tuple[Any, ...]) -> tuple[Value, ...]:
