@@ -25,8 +25,8 @@ def eliminate_common_subexpressions(graph: Graph) -> Graph:
     first: dict[int, int] = {}  # new node -> the first old node it stands for
     for nid in graph.order():
         node = nodes[nid]
-        if node.op == "input":
-            continue  # the rebuild has it (inputs are never merged)
+        if nid in mapping:
+            continue  # an input: the rebuild has it (inputs are never merged)
         count = len(built)
         new = rebuild.place(nid, node, tuple([mapping[a] for a in node.args]))
         if len(built) > count:

@@ -40,8 +40,8 @@ def fold_constants(graph: Graph) -> Graph:
     nodes = graph.nodes
     for nid in graph.order():
         node = nodes[nid]
-        if node.op == "input":
-            continue  # the rebuild has it
+        if nid in mapping:
+            continue  # an input: the rebuild has it
         args = tuple([mapping[a] for a in node.args])
         folded = _fold(rebuild, node) if args and constant.issuperset(args) else None
         if folded is None:

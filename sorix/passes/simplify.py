@@ -523,8 +523,8 @@ def _simplify(graph: Graph, table: dict[str, tuple[Rule, ...]]) -> Graph:
     for nid in graph.order():
         node = nodes[nid]
         op = node.op
-        if op == "input":
-            continue  # the rebuild has it
+        if nid in mapping:
+            continue  # an input: the rebuild has it
         new = None
         rules = table.get(op, ())
         args = tuple([mapping[a] for a in node.args])
