@@ -1,11 +1,13 @@
-"""A huge program's parts pass values on in one dict (issue 11, deliverable 5: linear scaling).
+"""A huge program's parts pass values on in one namespace (issue 11, deliverable 5: linear
+scaling).
 
-Asserted on the generated source rather than by timing it: each part takes one parameter, loads
-only values its own statements read and stores only values it made, every value passed on is
-popped exactly once (so it is freed at its last use), and the source of a chain twice as deep
-is about twice as long. Passing every value live at a cut as a parameter and a return value,
-as the parts once did, made the source of a chain's value_and_grad grow with the square of
-its depth. The split programs compute what hand-written loops do.
+Asserted on the generated source rather than by timing it: each part takes one parameter and
+holds only its nodes' statements (a value read in a later part is an attribute of `live`
+wherever it is made, read and deleted: a cut costs no statement), every value passed on is
+deleted once or returned (so it is freed at its last use), and the source of a chain twice as
+deep has twice the names. Passing every value live at a cut as a parameter and a return value,
+as the parts once did, made the source of a chain's value_and_grad grow with the square of its
+depth. The split programs compute what hand-written loops do.
 """
 
 from __future__ import annotations
@@ -47,46 +49,35 @@ def parts(source: str) -> list[ast.FunctionDef]:
             if isinstance(node, ast.FunctionDef) and re.fullmatch(r"s\d+", node.name)]
 
 
-def reads_live(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Name) and n.id == "live" for n in ast.walk(node))
+def live_attributes(node: ast.AST, ctx: type) -> list[str]:
+    """The attributes of `live` that `node` sets (ast.Store), reads (ast.Load) or deletes."""
+    return [n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name) and n.value.id == "live" and isinstance(n.ctx, ctx)]
 
 
-def names(node: ast.AST, ctx: type) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
-
-
-def live_keys(node: ast.AST, pop: bool) -> list[int]:
-    """The keys of `live` that `node` pops (pop=True) or stores (pop=False)."""
-    if pop:
-        return [n.args[0].value for n in ast.walk(node) if isinstance(n, ast.Call)
-                and isinstance(n.func, ast.Attribute) and n.func.attr == "pop"]
-    return [n.slice.value for n in ast.walk(node)
-            if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store)]
-
-
-def test_each_part_passes_on_only_what_it_uses_and_makes(small_parts):
+def test_a_cut_costs_no_statement_and_every_value_passed_on_is_freed(small_parts):
     source = chain_source(300)
+    tree = ast.parse(source)
     found = parts(source)
     assert len(found) > 20
     for part in found:
         assert [a.arg for a in part.args.args] == ["live"]
-        loads = [s for s in part.body if isinstance(s, ast.Assign) and reads_live(s.value)]
-        stores = [s for s in part.body if isinstance(s, ast.Assign) and reads_live(s.targets[0])]
-        rest = [s for s in part.body if s not in loads and s not in stores]
-        loaded = set().union(*(names(s.targets[0], ast.Store) for s in loads))
-        made = set().union(*(names(s, ast.Store) for s in rest))
-        assert loaded and stores
-        assert loaded <= set().union(*(names(s, ast.Load) for s in rest))
-        assert set().union(*(names(s.value, ast.Load) for s in stores)) <= made
-    # Every value passed on is popped once, by the last part to read it: none outlives its use.
-    main = next(n for n in ast.parse(source).body
-                if isinstance(n, ast.FunctionDef) and n.name == "compiled")
-    given = [k.value for s in main.body if isinstance(s, ast.Assign)
-             and isinstance(s.value, ast.Dict) for k in s.value.keys]
-    stored = given + [k for part in found for k in live_keys(part, pop=False)]
-    popped = [k for fn in [*found, main] for k in live_keys(fn, pop=True)]
-    assert given == [0] and len(set(stored)) == len(stored) > 300
-    assert sorted(popped) == sorted(stored)
+        # Only the nodes' own statements and their deletions: nothing loaded or stored.
+        assert all(isinstance(s, ast.Delete) or source.splitlines()[s.lineno - 1].split(
+            "  # ")[1].startswith("%") for s in part.body)
+    main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "compiled")
+    made = [a for part in found for a in live_attributes(part, ast.Store)]
+    deleted = [a for part in found for a in live_attributes(part, ast.Del)]
+    returned = live_attributes(main.body[-1], ast.Load)
+    given = [k.arg for k in main.body[0].value.keywords]
+    assert given == ["v0"] and len(returned) == 2
+    assert len(set(made)) == len(made) > 300  # the forward values, each made once
+    # Each is deleted once, by the last part to read it, or returned: none outlives its use
+    # (the input is the caller's: not deleted).
+    assert sorted(deleted + returned) == sorted(made)
+    for part in found:
+        read = set(live_attributes(part, ast.Load))
+        assert set(live_attributes(part, ast.Del)) <= read
 
 
 def test_the_source_grows_linearly_with_the_depth(small_parts):

@@ -12,9 +12,9 @@ input named 'ｃ2' would become the parameter `c2` and hide the constant `c2`. E
 follows one scheme, ASCII and unique by construction: `v<id>` for the value of node <id>
 (inputs included), `c<id>` for a constant, `k<id>_<j>` for the j-th attribute of node <id>
 bound at module level, `o<id>` for an output's copy, `s<j>` for the j-th part of a huge
-program and `live` for the values its parts pass on, and the array module's and the kernels'
-own names. Input names appear only in the comment on the `def` line, escaped (`ascii()`), and
-no comment can hold a line break or a control character.
+program and `live` (made by `_namespace`) for the values its parts pass on, and the array
+module's and the kernels' own names. Input names appear only in the comment on the `def`
+line, escaped (`ascii()`), and no comment can hold a line break or a control character.
 
 Outputs never share memory with the caller's inputs, with the program's constants or with each
 other: an output that is an input, a constant, or reached from one only through ops whose
@@ -24,10 +24,11 @@ Other outputs are fresh arrays already, so the common path copies nothing.
 A graph of more than `SEGMENT` nodes is generated as functions of `SEGMENT` nodes each (`s0`,
 `s1`, ...), which the program's own function calls in turn: Python compiles each part by
 itself, so compile time and memory stay linear and bounded by one part (compiling one function
-of 300,000 statements held 1.3 GB). The parts pass values on in one dict, `live`, keyed by node
-id: a part loads only the values it reads and stores only those it made that are read later,
-so a value live across many cuts (a chain's forward values, which its gradient reads back) is
-written once and read once, not passed through every part in between.
+of 300,000 statements held 1.3 GB). A value read in a later part than the one making it is an
+attribute of one namespace, `live.v<id>`, in every statement that makes, reads or deletes it,
+so a cut costs no statement: a value live across many cuts (a chain's forward values, which
+its gradient reads back) is not passed through every part in between, and the source stays
+linear in the graph.
 Backends differ only in the module bound to `xp` (numpy, cupy, or a stand-in) and in three
 optional hooks: `bind` rebinds kernels by name in the program's namespace, `place` puts
 constants and hoisted attribute values where the program computes (device memory for cupy),
@@ -61,13 +62,14 @@ import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sorix.errors import GraphFormatError, SorixValueError
 from sorix.ir.graph import Graph
 from sorix.ir.kernels import KERNELS
 from sorix.ir.ops import OPS
-from sorix.ir.printing import canonical_names, format_node
+from sorix.ir.printing import canonical_names, node_formatter
 
 _counter = itertools.count()
 
@@ -159,6 +161,12 @@ def _prebind(expr: str, xp: Any, namespace: dict[str, Any], taken: set[str]) -> 
     return _MODULE_CALL.sub(bind, expr)
 
 
+def _fill(template: str, arg_names: list[str], attr_sources: dict[str, str]) -> str:
+    """`Op.lower` on a template whose module calls are already prebound (`_prebind` once per
+    op rather than a regular expression over every statement)."""
+    return template.format(*arg_names, args=", ".join(arg_names), **attr_sources)
+
+
 #: A target's per-node lowering: (node id, node, names of the values so far, IR comment of a
 #: node id) -> the node's statements, unindented (nested lines carry their own indentation),
 #: or None for the op table's template.
@@ -197,31 +205,41 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
         def place(value: Any) -> Any:
             return value
 
-    taken = set(namespace) | {fn_name, "live"}  # `live`: a huge program's parts' own
+    taken = set(namespace) | {fn_name, "live", "_namespace"}  # a huge program's own
+    nodes = graph.nodes
     names = {nid: f"v{nid}" for nid in graph.inputs}
     ir_names = canonical_names(graph)
     order = graph.order() if order is None else list(order)
+    node_text = node_formatter(ir_names)
 
     def describe(nid: int) -> str:
-        return comment(f"{ir_names[nid]} = {format_node(graph.nodes[nid], ir_names)}")
+        return comment(f"{ir_names[nid]} = {node_text(nodes[nid])}")
 
     prelude: list[str] = []
     last_use: dict[int, int] = {}
     for position, nid in enumerate(order):
-        for arg in graph.nodes[nid].args:
+        for arg in nodes[nid].args:
             last_use[arg] = position
     keep = set(graph.outputs) | set(graph.inputs)
+    dies: dict[int, list[int]] = {}  # position -> the values deleted after its statement
+    if free:
+        for nid, position in last_use.items():
+            if nid not in keep and nodes[nid].value is None:
+                dies.setdefault(position, []).append(nid)
     donors: Mapping[int, int] = graph.memory_plan.donors if graph.memory_plan else {}
+    templates: dict[str, str] = {}  # op -> its lowering template, module calls prebound
     body: list[str] = []
     split = define and free and store is None and lower is None and len(order) > SEGMENT
     starts: list[int] = []  # where each part's statements start in `body`, when split
+    if split:
+        names.update((nid, f"live.v{nid}") for nid in _crossing(graph, order, last_use))
     for position, nid in enumerate(order):
-        node = graph.nodes[nid]
+        node = nodes[nid]
         if split and position % SEGMENT == 0:
             starts.append(len(body))
-        if nid in names:
+        if node.op == "input":
             continue
-        if node.is_constant:
+        if node.value is not None:
             names[nid] = f"c{nid}"
             if constant is not None:
                 prelude.append(constant(names[nid], node.value))
@@ -235,18 +253,22 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
                 body.extend(f"    {line}" for line in lines)
                 continue
         attr_sources = {}
-        runtime = OPS[node.op].runtime
-        for j, (key, value) in enumerate(node.attrs):
-            if key in runtime:  # converted once, here, rather than on every call
-                value = runtime[key](value)
-            elif _is_literal(value):
-                attr_sources[key] = ascii(value)  # repr, with non-ASCII text escaped
-                continue
-            attr_sources[key] = f"k{nid}_{j}"
-            namespace[attr_sources[key]] = place(value)
-        names[nid] = f"v{nid}"
-        expr = _prebind(OPS[node.op].lower([names[a] for a in node.args], attr_sources),
-                        xp, namespace, taken)
+        if node.attrs:
+            runtime = OPS[node.op].runtime
+            for j, (key, value) in enumerate(node.attrs):
+                if key in runtime:  # converted once, here, rather than on every call
+                    value = runtime[key](value)
+                elif _is_literal(value):
+                    attr_sources[key] = ascii(value)  # repr, with non-ASCII text escaped
+                    continue
+                attr_sources[key] = f"k{nid}_{j}"
+                namespace[attr_sources[key]] = place(value)
+        if nid not in names:
+            names[nid] = f"v{nid}"
+        template = templates.get(node.op)
+        if template is None:
+            template = templates[node.op] = _prebind(OPS[node.op].source, xp, namespace, taken)
+        expr = _fill(template, [names[a] for a in node.args], attr_sources)
         donor = donors.get(nid)
         if donor is not None:  # a ufunc call (see sorix.passes.memory): write into the donor
             _check_donor(graph, nid, donor, last_use.get(donor) == position, keep)
@@ -254,10 +276,9 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
         if annotate is not None:
             body.extend(f"    # {comment(line)}".rstrip() for line in annotate(nid, node))
         body.append(f"    {names[nid]} = {expr}  # {describe(nid)}")
-        dead = sorted({a for a in node.args if last_use.get(a) == position and a not in keep
-                       and not graph.nodes[a].is_constant})
-        if dead and free:
-            body.append(f"    del {', '.join(names[a] for a in dead)}")
+        dead = dies.get(position)
+        if dead:
+            body.append(f"    del {', '.join(names[a] for a in sorted(dead))}")
     params: list[str] = []
     if store is not None:  # outputs are the caller's buffers: each written, nothing returned
         params = output_names(graph)
@@ -266,7 +287,7 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
         body.append("    return None")
     else:
         if split:  # a huge graph: its statements in functions of SEGMENT nodes each
-            pieces, body = _Parts(graph, order, last_use).split(body, starts, names)
+            pieces, body = _split(graph, body, starts, names, namespace)
         body.append(f"    return {_returned(graph, names, ir_names, body)}")
     main = "\n".join([*decorators, _header(graph, fn_name, params), *body, ""])
     if not define:
@@ -281,80 +302,39 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
 #: the compiler's memory and time stay those of one such function at any graph size.
 SEGMENT = 10_000
 
-#: Values a part loads or stores per statement (one statement per value costs compile time).
-_GROUP = 10
+def _crossing(graph: Graph, order: Sequence[int], last_use: Mapping[int, int]) -> list[int]:
+    """The values of a huge program that its parts pass on: made in one part (inputs: by the
+    program's own function) and read in a later one, or returned."""
+    made = {nid: -1 for nid in graph.inputs}  # the part making each value
+    outputs = set(graph.outputs)
+    crossing = []
+    for position, nid in enumerate(order):
+        if graph.nodes[nid].value is None:  # constants are module-level names
+            part = made.setdefault(nid, position // SEGMENT)
+            if (last_use[nid] // SEGMENT if nid in last_use else part) > part \
+                    or (nid in outputs and part >= 0):
+                crossing.append(nid)
+    return crossing
 
 
-class _Parts:
-    """How a huge program's parts pass values on: through one dict, `live`, keyed by node id.
+def _split(graph: Graph, body: list[str], starts: list[int], names: Mapping[int, str],
+           namespace: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(the parts' source, one piece each; the program's body calling them), where part j's
+    statements are body[starts[j]:starts[j + 1]].
 
-    A part loads the values made earlier that it uses (popping those it uses last, so each is
-    freed at its last use as in one function) and stores the values it made that later parts
-    or the outputs use; the program's own function puts the inputs in, calls the parts in turn
-    and loads the outputs. Each part's loads and stores are bounded by what it uses and makes,
-    so the source grows linearly with the graph, however many values stay live across a cut.
-    """
-
-    def __init__(self, graph: Graph, order: Sequence[int], last_use: Mapping[int, int]) -> None:
-        self.count = -(-len(order) // SEGMENT)  # the parts; the program's function is `count`
-        made = {nid: -1 for nid in graph.inputs}  # part that makes each value (-1: inputs)
-        self.loads: list[list[int]] = [[] for _ in range(self.count + 1)]
-        self.stores: dict[int, list[int]] = {}
-        loaded: dict[int, int] = {}  # value -> the last part that loads it
-        nodes = graph.nodes
-        for position, nid in enumerate(order):
-            node = nodes[nid]
-            if node.is_constant:
-                continue
-            part = position // SEGMENT
-            made.setdefault(nid, part)
-            for arg in node.args:
-                where = made.get(arg)  # None for a constant: bound at module level
-                if where is None or where == part or loaded.get(arg) == part:
-                    continue
-                if arg not in loaded:
-                    self.stores.setdefault(where, []).append(arg)
-                loaded[arg] = part
-                self.loads[part].append(arg)
-        for nid in dict.fromkeys(graph.outputs):
-            where = made.get(nid)
-            if where is not None and where >= 0:  # inputs are the function's own parameters
-                if nid not in loaded:
-                    self.stores.setdefault(where, []).append(nid)
-                self.loads[self.count].append(nid)
-        kept = set(graph.outputs).difference(graph.inputs)  # inputs: the function's own
-        self.last = {nid: self.count if nid in kept else last_use[nid] // SEGMENT
-                     for nid in loaded}
-        self.last.update((nid, self.count) for nid in self.loads[self.count])
-
-    def _load(self, part: int, names: Mapping[int, str]) -> list[str]:
-        lines = []
-        wanted = sorted(self.loads[part])
-        for j in range(0, len(wanted), _GROUP):
-            group = wanted[j:j + _GROUP]
-            values = ", ".join(f"live.pop({nid})" if self.last[nid] == part else f"live[{nid}]"
-                               for nid in group)
-            lines.append(f"    {', '.join(names[nid] for nid in group)} = {values}")
-        return lines
-
-    def _store(self, part: int, names: Mapping[int, str]) -> list[str]:
-        made = sorted(self.stores.get(part, []))
-        return [f"    {', '.join(f'live[{nid}]' for nid in group)} = "
-                f"{', '.join(names[nid] for nid in group)}"
-                for group in (made[j:j + _GROUP] for j in range(0, len(made), _GROUP))]
-
-    def split(self, body: list[str], starts: list[int],
-              names: Mapping[int, str]) -> tuple[list[str], list[str]]:
-        """(the parts' source, one piece each; the program's body calling them), where part j's
-        statements are body[starts[j]:starts[j + 1]]."""
-        given = self.stores.get(-1, [])
-        pieces, calls = [], [f"    live = {{{', '.join(f'{n}: {names[n]}' for n in given)}}}"]
-        for j, (start, end) in enumerate(zip(starts, [*starts[1:], len(body)])):
-            lines = [*self._load(j, names), *body[start:end], *self._store(j, names)]
-            pieces.append("\n".join([f"def s{j}(live):  # part {j + 1} of {self.count}",
-                                     *(lines or ["    pass"]), ""]))
-            calls.append(f"    s{j}(live)")
-        return pieces, [*calls, *self._load(self.count, names)]
+    The parts pass values on as attributes of one namespace, `live`: a value read in a later
+    part is `live.v<id>` in every statement that makes, reads or deletes it, so nothing is
+    loaded or stored for a cut (a chain's forward values, which its gradient reads back, stay
+    live across many cuts) and each is deleted at its last use as in one function."""
+    namespace["_namespace"] = SimpleNamespace
+    given = ", ".join(f"v{nid}=v{nid}" for nid in graph.inputs
+                      if names[nid].startswith("live."))
+    pieces, calls = [], [f"    live = _namespace({given})"]
+    for j, (start, end) in enumerate(zip(starts, [*starts[1:], len(body)])):
+        pieces.append("\n".join([f"def s{j}(live):  # part {j + 1} of {len(starts)}",
+                                 *(body[start:end] or ["    pass"]), ""]))
+        calls.append(f"    s{j}(live)")
+    return pieces, calls
 
 
 def _returned(graph: Graph, names: Mapping[int, str], ir_names: Mapping[int, str],

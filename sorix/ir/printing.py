@@ -11,6 +11,7 @@ had, so golden tests compare this text.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,14 +33,34 @@ def format_attr(value: Any) -> str:
     return repr(value)
 
 
-def format_node(node: Node, names: dict[int, str]) -> str:
-    if node.is_constant:
+def format_node(node: Node, names: Mapping[int, str]) -> str:
+    return _format(node, names, node.type_text)
+
+
+def node_formatter(names: Mapping[int, str]) -> Callable[[Node], str]:
+    """`format_node` over `names`, each type's text (`float64[3]`) made once: for a caller
+    that formats every node of a large graph (the code generator comments each line)."""
+    types: dict[tuple[str, tuple[int, ...]], str] = {}
+
+    def text(node: Node) -> str:
+        key = (node.dtype, node.shape)
+        type_text = types.get(key)
+        if type_text is None:
+            type_text = types[key] = node.type_text
+        return _format(node, names, type_text)
+
+    return text
+
+
+def _format(node: Node, names: Mapping[int, str], type_text: str) -> str:
+    if node.value is not None:
         inner = format_value(node.value)
+    elif node.attrs:
+        inner = ", ".join([*[names[a] for a in node.args],
+                           *[f"{k}={format_attr(v)}" for k, v in node.attrs]])
     else:
-        parts = [names[a] for a in node.args]
-        parts += [f"{k}={format_attr(v)}" for k, v in node.attrs]
-        inner = ", ".join(parts)
-    return f"{node.op}({inner}) : {node.type_text}"
+        inner = ", ".join([names[a] for a in node.args])
+    return f"{node.op}({inner}) : {type_text}"
 
 
 def canonical_names(graph: Graph) -> dict[int, str]:
@@ -48,6 +69,7 @@ def canonical_names(graph: Graph) -> dict[int, str]:
 
 def format_graph(graph: Graph) -> str:
     names = canonical_names(graph)
-    lines = [f"{names[nid]} = {format_node(graph.nodes[nid], names)}" for nid in graph.order()]
+    text = node_formatter(names)
+    lines = [f"{names[nid]} = {text(graph.nodes[nid])}" for nid in graph.order()]
     lines.append(f"return ({', '.join(names[o] for o in graph.outputs)})")
     return "\n".join(lines)
