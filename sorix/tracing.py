@@ -221,8 +221,9 @@ def _output_node(builder: GraphBuilder, value: Any, index: int) -> int:
 def replay(graph: Graph, args: Sequence[Tensor]) -> Mapping[int, Tensor]:
     """Run `graph` through the front end on `args`; every node's tensor, keyed by node id.
 
-    On traced tensors this copies the graph into their trace (inlining); with grad mode on,
-    the results record `_prev`, so the one backward algorithm can differentiate them.
+    On traced tensors this copies the graph into their trace (inlining; the tensors are then
+    made as they are looked up); with grad mode on, the results record `_prev`, so the one
+    backward algorithm can differentiate them.
     """
     if len(args) != len(graph.inputs):
         raise SorixTypeError(f"the graph takes {len(graph.inputs)} inputs, got {len(args)}")
