@@ -179,3 +179,22 @@ def test_no_graph_of_a_compile_outlives_it(monkeypatch):
     for _ in range(200):
         x, dx = np.sin(x), dx * np.cos(x)
     assert value.numpy() == pytest.approx(x) and gradient.numpy() == pytest.approx(dx)
+
+
+def test_threads_trace_and_differentiate_at_once():
+    """Nothing on the trace / grad pass / inline path is shared between compiles: four
+    threads compiling chains of different depths at once each get their own derivative."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def first_call(depth):
+        value, gradient = sorix.value_and_grad(_chain(depth), tier="numpy")(np.float64(0.5))
+        return float(value.numpy()), float(gradient.numpy())
+
+    depths = [300, 400, 500, 600]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(first_call, depths))
+    for depth, (value, gradient) in zip(depths, results):
+        x, dx = 0.5, 1.0
+        for _ in range(depth):
+            x, dx = np.sin(x), dx * np.cos(x)
+        assert value == pytest.approx(x) and gradient == pytest.approx(dx)
