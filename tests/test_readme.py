@@ -1,0 +1,50 @@
+"""Every README example prints what the README shows under it.
+
+A ```python block followed by a plain block (nothing between them but a word such as
+"prints") is run as a script of its own in a scratch folder, numpy and sorix imported as the
+README's first examples import them, and its standard output must equal the block shown, line
+for line. Left out: outputs the README itself calls random, and error
+examples (their traceback's last line is checked by tests/test_examples.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
+PREAMBLE = "import numpy as np\nimport sorix\n"
+
+
+def examples() -> list:
+    text = (ROOT / "README.md").read_text()
+    blocks = list(BLOCK.finditer(text))
+    found = []
+    for code, shown in zip(blocks, blocks[1:]):
+        gap = text[code.end():shown.start()].strip()
+        if code.group(1) != "python" or shown.group(1) or len(gap.split()) > 1:
+            continue
+        if shown.group(2).startswith("sorix.errors."):
+            continue
+        line = text.count("\n", 0, code.start()) + 1
+        found.append(pytest.param(code.group(2), shown.group(2), id=f"README.md:{line}"))
+    return found
+
+
+def test_the_readme_has_examples_with_their_output():
+    assert len(examples()) >= 5
+
+
+@pytest.mark.parametrize("code, shown", examples())
+def test_example_prints_what_the_readme_shows(code, shown, tmp_path):
+    (tmp_path / "example.py").write_text(PREAMBLE + code)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().splitlines() == shown.rstrip().splitlines()
