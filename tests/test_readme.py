@@ -4,12 +4,15 @@ A ```python block followed by a plain block (nothing between them but a word suc
 "prints") is run as a script of its own in a scratch folder, numpy and sorix imported as the
 README's first examples import them, and its standard output must equal the block shown, line
 for line. Left out: outputs the README itself calls random, and error
-examples (their traceback's last line is checked by tests/test_examples.py)."""
+examples (their traceback's last line is checked by tests/test_examples.py). The `$ sorix ...`
+sessions likewise: each command shown with output prints that output."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +51,38 @@ def test_example_prints_what_the_readme_shows(code, shown, tmp_path):
                             text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.rstrip().splitlines() == shown.rstrip().splitlines()
+
+
+def commands() -> list:
+    """(command, the lines the README shows under it) of the `$ sorix ...` sessions; a command
+    shown without output is left out (the README does not say what it prints)."""
+    text = (ROOT / "README.md").read_text()
+    found = []
+    for block in BLOCK.finditer(text):
+        lines = block.group(2).splitlines()
+        if not lines or not lines[0].startswith("$ sorix "):
+            continue
+        for i, line in enumerate(lines):
+            if not line.startswith("$ "):
+                continue
+            shown = list(itertools.takewhile(lambda s: not s.startswith("$ "), lines[i + 1:]))
+            if shown:
+                found.append(pytest.param(line[2:], shown, id=line[2:60]))
+    return found
+
+
+def _timeless(lines: list[str]) -> list[str]:
+    return [re.sub(r"\d+\.\d+ ms", "... ms", line) for line in lines]
+
+
+@pytest.mark.parametrize("command, shown", commands())
+def test_command_prints_what_the_readme_shows(command, shown, tmp_path):
+    """Times (`0.22 ms`) may differ; a shown `...` stands for the lines after it."""
+    runnable = f"{shlex.quote(sys.executable)} -m sorix{command[len('sorix'):]}"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run(runnable, shell=True, cwd=tmp_path, capture_output=True, text=True,
+                            env=env, timeout=300)
+    printed = (result.stdout + result.stderr).rstrip().splitlines()
+    if shown[-1] == "...":
+        shown, printed = shown[:-1], printed[:len(shown) - 1]
+    assert _timeless(printed) == _timeless(shown)
