@@ -86,3 +86,16 @@ def test_command_prints_what_the_readme_shows(command, shown, tmp_path):
     if shown[-1] == "...":
         shown, printed = shown[:-1], printed[:len(shown) - 1]
     assert _timeless(printed) == _timeless(shown)
+
+
+def test_the_inspecting_example_prints_what_the_readme_shows(tmp_path):
+    """The block quoted from examples/tour_2_inspect.py is what it prints (its drawings'
+    file names aside)."""
+    text = (ROOT / "README.md").read_text()
+    anchor = text.index("From\n`examples/tour_2_inspect.py`")
+    shown = BLOCK.search(text, anchor).group(2).rstrip().splitlines()
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "tour_2_inspect.py")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True)
+    printed = [line for line in result.stdout.splitlines() if not line.startswith("drew ")]
+    assert printed == shown
