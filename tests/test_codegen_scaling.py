@@ -80,6 +80,32 @@ def test_a_cut_costs_no_statement_and_every_value_passed_on_is_freed(small_parts
         assert set(live_attributes(part, ast.Del)) <= read
 
 
+def deletions(source: str) -> list[tuple[list[str], str]]:
+    """Each `del` line of `source`: (the names it deletes, the line before it)."""
+    lines = source.splitlines()
+    return [(line.strip()[4:].split(", "), lines[i - 1])
+            for i, line in enumerate(lines) if line.startswith("    del ")]
+
+
+def test_small_values_are_deleted_a_few_at_a_time_and_large_ones_at_their_last_use(
+        small_parts, monkeypatch):
+    """A `del` costs the compiler about what a node's statement does: a huge program deletes
+    values of at most SMALL bytes LATE at a time, and a larger one right after its last use."""
+    source = chain_source(300)  # float64 scalars: 8 bytes each
+    found = deletions(source)
+    deleted = sum(len(names) for names, _ in found)
+    # At most LATE - 1 pending and a mul's two arguments, each deleted once.
+    assert all(len(names) <= codegen.LATE + 1 for names, _ in found)
+    assert deleted == len({name for names, _ in found for name in names}) > 300
+    assert len(found) <= deleted / codegen.LATE + len(parts(source))
+    monkeypatch.setattr(codegen, "SMALL", -1)  # every value large
+    source = chain_source(301)  # another graph: not the program compiled above, from a cache
+    assert len(deletions(source)) > 300
+    for names, before in deletions(source):
+        read = before.split("  # ")[0].split(" = ", 1)[1]
+        assert all(re.search(rf"{re.escape(name)}\b", read) for name in names), (names, before)
+
+
 def test_the_source_grows_linearly_with_the_depth(small_parts):
     """Twice as deep, twice the names in the source (give or take the ends): with every live
     value passed at every cut, the chain of 600 had 3.5 times the names of the chain of 300."""

@@ -62,8 +62,10 @@ import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
+from types import CodeType, SimpleNamespace
 from typing import Any
+
+import numpy as np
 
 from sorix.errors import GraphFormatError, SorixValueError
 from sorix.ir.graph import Graph
@@ -231,11 +233,13 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
     body: list[str] = []
     split = define and free and store is None and lower is None and len(order) > SEGMENT
     starts: list[int] = []  # where each part's statements start in `body`, when split
+    late = _Deletions(nodes, names) if split else None
     if split:
         names.update((nid, f"live.v{nid}") for nid in _crossing(graph, order, last_use))
     for position, nid in enumerate(order):
         node = nodes[nid]
         if split and position % SEGMENT == 0:
+            body.extend(late.flush())  # the part before ends with its pending deletions
             starts.append(len(body))
         if node.op == "input":
             continue
@@ -278,7 +282,12 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
         body.append(f"    {names[nid]} = {expr}  # {describe(nid)}")
         dead = dies.get(position)
         if dead:
-            body.append(f"    del {', '.join(names[a] for a in sorted(dead))}")
+            if late is None:
+                body.append(f"    del {', '.join(names[a] for a in sorted(dead))}")
+            else:
+                body.extend(late.dead(sorted(dead)))
+    if late is not None:
+        body.extend(late.flush())
     params: list[str] = []
     if store is not None:  # outputs are the caller's buffers: each written, nothing returned
         params = output_names(graph)
@@ -315,6 +324,48 @@ def _crossing(graph: Graph, order: Sequence[int], last_use: Mapping[int, int]) -
                     or (nid in outputs and part >= 0):
                 crossing.append(nid)
     return crossing
+
+
+#: In a huge program, values of at most this many bytes are deleted up to `LATE` at a time.
+SMALL = 1 << 16
+LATE = 16
+
+
+class _Deletions:
+    """A huge program's `del` statements. A `del` costs Python's compiler about as much as the
+    statement computing a value, so values of at most SMALL bytes are deleted in batches of
+    about LATE, each a little after its last use (about LATE * SMALL bytes are the most this
+    holds), and a larger value at its last use, with the small ones pending then."""
+
+    def __init__(self, nodes: Mapping[int, Any], names: Mapping[int, str]) -> None:
+        self.nodes, self.names = nodes, names
+        self.pending: list[int] = []
+        self.small: dict[tuple[str, tuple[int, ...]], bool] = {}  # by dtype and shape
+
+    def _small(self, nid: int) -> bool:
+        node = self.nodes[nid]
+        key = (node.dtype, node.shape)
+        small = self.small.get(key)
+        if small is None:
+            small = self.small[key] = \
+                math.prod(node.shape) * np.dtype(node.dtype).itemsize <= SMALL
+        return small
+
+    def dead(self, nids: list[int]) -> list[str]:
+        """The statements after the last use of `nids` (the statement deleting them and those
+        pending, or none yet)."""
+        self.pending += nids
+        if len(self.pending) >= LATE or not all(map(self._small, nids)):
+            return self.flush()
+        return []
+
+    def flush(self) -> list[str]:
+        """A statement deleting every pending value (none when nothing is pending)."""
+        if not self.pending:
+            return []
+        line = f"    del {', '.join(self.names[nid] for nid in self.pending)}"
+        self.pending = []
+        return [line]
 
 
 def _split(graph: Graph, body: list[str], starts: list[int], names: Mapping[int, str],
@@ -356,6 +407,15 @@ def _returned(graph: Graph, names: Mapping[int, str], ir_names: Mapping[int, str
     return f"({outputs}{',' if outputs else ''})"
 
 
+def _shifted(code: CodeType, lines: int) -> CodeType:
+    """`code` and the code compiled within it `lines` lines further down its file (line
+    numbers are relative to the first: compiling `lines` blank lines first cost more)."""
+    if not lines:
+        return code
+    return code.replace(co_firstlineno=code.co_firstlineno + lines, co_consts=tuple(
+        _shifted(c, lines) if isinstance(c, CodeType) else c for c in code.co_consts))
+
+
 def _define(pieces: Sequence[str], namespace: dict[str, Any], fn_name: str) -> Program:
     """Execute generated source in `namespace`: the Program of its function `fn_name`.
 
@@ -366,7 +426,7 @@ def _define(pieces: Sequence[str], namespace: dict[str, Any], fn_name: str) -> P
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     line = 0
     for piece in pieces:
-        code = compile("\n" * line + piece, filename, "exec")
+        code = _shifted(compile(piece, filename, "exec"), line)
         exec(code, namespace)  # noqa: S102 (source we generated)
         line += piece.count("\n") + 1
     # Taken out of its own namespace, the function is in no reference cycle: dropping the
