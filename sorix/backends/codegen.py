@@ -238,7 +238,7 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
         names.update((nid, f"live.v{nid}") for nid in _crossing(graph, order, last_use))
     for position, nid in enumerate(order):
         node = nodes[nid]
-        if split and position % SEGMENT == 0:
+        if late is not None and position % SEGMENT == 0:
             body.extend(late.flush())  # the part before ends with its pending deletions
             starts.append(len(body))
         if node.op == "input":
@@ -306,8 +306,8 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
                    fn_name)
 
 
-#: Statements per generated function: a graph with more nodes is split into functions of
-#: this many (`s0`, `s1`, ... called in turn by the program's own), each compiled by itself, so
+#: Nodes per generated function: a graph with more nodes is split into functions of this
+#: many (`s0`, `s1`, ... called in turn by the program's own), each compiled by itself, so
 #: the compiler's memory and time stay those of one such function at any graph size.
 SEGMENT = 10_000
 
