@@ -35,13 +35,18 @@ RULE = "the sum of a product of two vectors is their dot product"
 
 def contract_products(graph: Graph) -> Graph:
     """`sum(mul(a, b))` over vectors `a`, `b` of one shape and dtype -> `matmul(a, b)`."""
+    nodes = graph.nodes
+    sums = [nid for nid, node in nodes.items()
+            if node.op == "sum" and nodes[node.args[0]].op == "mul"]
+    if not sums:  # most graphs: no users counted
+        return graph
     users: dict[int, int] = {}
-    for node in graph.nodes.values():
+    for node in nodes.values():
         for arg in node.args:
             users[arg] = users.get(arg, 0) + 1
     outputs = set(graph.outputs)
-    products = {node.args[0]: nid for nid, node in graph.nodes.items()
-                if _dot(graph, node, users, outputs)}
+    products = {nodes[nid].args[0]: nid for nid in sums
+                if _dot(graph, nodes[nid], users, outputs)}
     if not products:
         return graph
     rebuild = Rebuild(graph)
