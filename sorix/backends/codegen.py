@@ -163,12 +163,6 @@ def _prebind(expr: str, xp: Any, namespace: dict[str, Any], taken: set[str]) -> 
     return _MODULE_CALL.sub(bind, expr)
 
 
-def _fill(template: str, arg_names: list[str], attr_sources: dict[str, str]) -> str:
-    """`Op.lower` on a template whose module calls are already prebound (`_prebind` once per
-    op rather than a regular expression over every statement)."""
-    return template.format(*arg_names, args=", ".join(arg_names), **attr_sources)
-
-
 #: A target's per-node lowering: (node id, node, names of the values so far, IR comment of a
 #: node id) -> the node's statements, unindented (nested lines carry their own indentation),
 #: or None for the op table's template.
@@ -272,7 +266,7 @@ def generate(graph: Graph, xp: Any, fn_name: str = "compiled", *,
         template = templates.get(node.op)
         if template is None:
             template = templates[node.op] = _prebind(OPS[node.op].source, xp, namespace, taken)
-        expr = _fill(template, [names[a] for a in node.args], attr_sources)
+        expr = OPS[node.op].lower([names[a] for a in node.args], attr_sources, template)
         donor = donors.get(nid)
         if donor is not None:  # a ufunc call (see sorix.passes.memory): write into the donor
             _check_donor(graph, nid, donor, last_use.get(donor) == position, keep)

@@ -108,9 +108,12 @@ class Op:
             shown[key] = value
         return self.symbol.format(**shown)
 
-    def lower(self, arg_names: list[str], attr_sources: dict[str, str]) -> str:
-        """This op's template filled with argument expressions and attribute literals."""
-        return self.source.format(*arg_names, args=", ".join(arg_names), **attr_sources)
+    def lower(self, arg_names: list[str], attr_sources: dict[str, str],
+              template: str | None = None) -> str:
+        """This op's template (or `template`, the same one with its module calls rewritten by
+        the code generator) filled with argument expressions and attribute literals."""
+        source = self.source if template is None else template
+        return source.format(*arg_names, args=", ".join(arg_names), **attr_sources)
 
 
 def _compile_impl(op: Op) -> Callable[..., Any]:
